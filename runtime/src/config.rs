@@ -1,0 +1,136 @@
+//! Process-wide settings, fixed when the runtime starts (Go: `GOMAXPROCS` and friends).
+//!
+//! Sources, strongest first: a [`Config::apply`] call made before the runtime starts, then the
+//! environment (`WEFT_MAXPROCS`, `WEFT_STACK_SIZE`, `WEFT_MAX_STACKS`), then the defaults (one P
+//! per available CPU, 256 KiB stacks, a stack budget derived from `vm.max_map_count`). The runtime
+//! starts on first use (the first spawn, `run`, `max_procs`...); after that the settings are fixed.
+
+use std::io;
+use std::sync::Mutex;
+
+use crate::stack::{round_stack_size, DEFAULT_STACK_SIZE};
+
+/// Upper bound on the number of Ps (Go: `_MaxGomaxprocs` is 1024 too).
+pub const MAX_PROCS_LIMIT: usize = 1024;
+
+/// Settings the runtime starts with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) max_procs: usize,
+    pub(crate) stack_size: usize,
+    pub(crate) max_stacks: Option<usize>,
+}
+
+/// What `Config::apply` stored, and whether the runtime has read it already.
+struct Pending {
+    config: Config,
+    started: bool,
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    config: Config { max_procs: None, stack_size: None, max_stacks: None },
+    started: false,
+});
+
+/// Runtime settings to apply before the runtime starts.
+///
+/// ```
+/// // Must run before anything else starts the runtime in this process.
+/// weft::Config::new().max_procs(2).stack_size(128 * 1024).apply().unwrap();
+/// assert_eq!(weft::max_procs(), 2);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Config {
+    max_procs: Option<usize>,
+    stack_size: Option<usize>,
+    max_stacks: Option<usize>,
+}
+
+impl Config {
+    /// Settings that change nothing (environment and defaults apply).
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Number of Ps, i.e. how many Gs run in parallel (Go: `GOMAXPROCS`; env `WEFT_MAXPROCS`).
+    /// Default: the number of available CPUs.
+    pub fn max_procs(mut self, n: usize) -> Config {
+        self.max_procs = Some(n);
+        self
+    }
+
+    /// Default usable stack size of a G in bytes (env `WEFT_STACK_SIZE`; default 256 KiB).
+    /// Rounded up to whole pages and to the 16 KiB floor.
+    pub fn stack_size(mut self, bytes: usize) -> Config {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// How many guarded stacks may be mapped at once (env `WEFT_MAX_STACKS`). Default: what
+    /// `vm.max_map_count` leaves room for, about 30 000 with the kernel's default of 65530.
+    pub fn max_stacks(mut self, n: usize) -> Config {
+        self.max_stacks = Some(n);
+        self
+    }
+
+    /// Store these settings for the runtime to start with.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a value out of range (`max_procs` 0 or above 1024, `max_stacks` 0);
+    /// `AlreadyExists` when the runtime is already running, since the settings are fixed then.
+    pub fn apply(self) -> io::Result<()> {
+        if let Some(n) = self.max_procs {
+            if n == 0 || n > MAX_PROCS_LIMIT {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("weft: max_procs must be between 1 and {MAX_PROCS_LIMIT}, got {n}"),
+                ));
+            }
+        }
+        if self.max_stacks == Some(0) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "weft: max_stacks must be at least 1"));
+        }
+        let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        if p.started {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "weft: the runtime is already running; Config::apply must be called before the first spawn",
+            ));
+        }
+        let c = &mut p.config;
+        c.max_procs = self.max_procs.or(c.max_procs);
+        c.stack_size = self.stack_size.or(c.stack_size);
+        c.max_stacks = self.max_stacks.or(c.max_stacks);
+        Ok(())
+    }
+}
+
+/// Read a positive integer from the environment; warn and ignore anything else.
+fn env_usize(name: &str, max: usize) -> Option<usize> {
+    let v = std::env::var(name).ok()?;
+    match v.trim().parse::<usize>() {
+        Ok(n) if n >= 1 && n <= max => Some(n),
+        _ => {
+            eprintln!("weft: ignoring {name}={v:?}: expected an integer between 1 and {max}");
+            None
+        }
+    }
+}
+
+/// The settings to start with; marks the runtime as started so later `apply` calls fail.
+pub(crate) fn take_for_start() -> Settings {
+    let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    p.started = true;
+    let c = p.config;
+    let max_procs = c
+        .max_procs
+        .or_else(|| env_usize("WEFT_MAXPROCS", MAX_PROCS_LIMIT))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(MAX_PROCS_LIMIT);
+    let stack_size = c
+        .stack_size
+        .or_else(|| env_usize("WEFT_STACK_SIZE", 1 << 30))
+        .map_or(DEFAULT_STACK_SIZE, round_stack_size);
+    let max_stacks = c.max_stacks.or_else(|| env_usize("WEFT_MAX_STACKS", usize::MAX));
+    Settings { max_procs, stack_size, max_stacks }
+}

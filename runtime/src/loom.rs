@@ -1,0 +1,26 @@
+//! The one seam between weft's lock-free code and the atomics it runs on.
+//!
+//! Every lock-free state machine in the runtime (today the P run queue; the pollDesc `rg`/`wg`
+//! words and the join packet follow the same rule) imports its atomics from here, never from
+//! `std` directly. A normal build re-exports `std`'s types. A build with `RUSTFLAGS="--cfg loom"`
+//! re-exports [loom]'s instrumented types instead, so `cargo test` under loom explores every
+//! interleaving of the models in `src/tests/` (the same layout as tokio's `src/loom/`).
+//!
+//! Under `cfg(loom)` only the modules that are pure state machines are compiled (see `lib.rs`):
+//! loom cannot model stack switching or syscalls, so the scheduler itself stays out of the models.
+//!
+//! [loom]: https://docs.rs/loom
+
+#[cfg(not(loom))]
+pub(crate) mod sync {
+    pub(crate) mod atomic {
+        pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+    }
+}
+
+#[cfg(loom)]
+pub(crate) mod sync {
+    pub(crate) mod atomic {
+        pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+    }
+}

@@ -1,0 +1,135 @@
+//! `park()` / `current().unpark()`: std's thread-parking API, for Gs.
+//!
+//! Each G has a token, as each std thread does. [`park`] consumes the token, or parks the G until
+//! [`Coroutine::unpark`] makes one available; `unpark` before `park` makes that `park` return at
+//! once. As with std, `park` may also return spuriously, so callers check their own condition
+//! in a loop. This is the user-level face of the runtime's park/ready.
+//!
+//! The token lives in a small shared object (`Token`) created the first time a G asks for its
+//! handle, so a [`Coroutine`] handle stays valid after its G has finished (unparking it is then
+//! a no-op), and never points at a recycled G.
+//!
+//! | `Token::state` | meaning                         | `park`                | `unpark`                   |
+//! |----------------|---------------------------------|-----------------------|----------------------------|
+//! | `EMPTY`        | no token, nobody parked         | publish self (commit) | → `NOTIFIED`               |
+//! | `NOTIFIED`     | a token is available            | → `EMPTY`, return     | nothing                    |
+//! | G pointer      | the G is parked on this token   | —                     | CAS → `EMPTY`, `ready(g)`  |
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::sched::g::GRef;
+use crate::sched::{context, park as sched_park};
+
+const EMPTY: usize = 0;
+const NOTIFIED: usize = 1;
+
+/// A G's park token. See the module doc.
+#[derive(Debug)]
+pub(crate) struct Token {
+    state: AtomicUsize,
+    id: u64,
+}
+
+impl Token {
+    pub(crate) fn new(id: u64) -> Arc<Token> {
+        Arc::new(Token { state: AtomicUsize::new(EMPTY), id })
+    }
+}
+
+/// A handle to a G, for waking it from [`park`] (the shape of `std::thread::Thread`).
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// weft::run(|| {
+///     let flag = Arc::new(AtomicBool::new(false));
+///     let me = weft::current().expect("inside a coroutine");
+///     let f = flag.clone();
+///     weft::go!(move || {
+///         f.store(true, Ordering::Release);
+///         me.unpark();
+///     });
+///     while !flag.load(Ordering::Acquire) {
+///         weft::park();
+///     }
+/// });
+/// ```
+#[derive(Clone, Debug)]
+pub struct Coroutine {
+    token: Arc<Token>,
+}
+
+impl Coroutine {
+    /// Make the token available: wake the G if it is parked in [`park`], else make its next
+    /// `park` return at once. Callable from any G or thread; a no-op on a finished G.
+    pub fn unpark(&self) {
+        let st = &self.token.state;
+        let mut cur = st.load(Ordering::Acquire);
+        loop {
+            match cur {
+                NOTIFIED => return,
+                EMPTY => match st.compare_exchange(EMPTY, NOTIFIED, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => return,
+                    Err(now) => cur = now,
+                },
+                g => match st.compare_exchange(g, EMPTY, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        let gp = GRef(NonNull::new(g as *mut _).expect("parked G pointer"));
+                        sched_park::ready(gp);
+                        return;
+                    }
+                    Err(now) => cur = now,
+                },
+            }
+        }
+    }
+
+    /// The G's id.
+    pub fn id(&self) -> u64 {
+        self.token.id
+    }
+}
+
+/// A handle to the calling G, or `None` on a plain thread.
+///
+/// ```
+/// assert!(weft::current().is_none());
+/// let id = weft::run(|| weft::current().unwrap().id());
+/// assert!(id > 0);
+/// ```
+pub fn current() -> Option<Coroutine> {
+    let gp = context::current_g()?;
+    // SAFETY: the calling G owns itself while it runs; only it reads or writes its token slot.
+    let slot = unsafe { &mut *gp.g().token.get() };
+    let token = slot.get_or_insert_with(|| Token::new(gp.id())).clone();
+    Some(Coroutine { token })
+}
+
+/// Block the calling G until its token is available, then consume it (the shape of
+/// `std::thread::park`; may return spuriously, so check your condition in a loop). Only the
+/// calling G parks; its M runs other Gs meanwhile. On a plain thread this is `std::thread::park`.
+///
+/// See [`Coroutine`] for an example.
+pub fn park() {
+    let Some(me) = current() else {
+        std::thread::park();
+        return;
+    };
+    let st = &me.token.state;
+    if st.compare_exchange(NOTIFIED, EMPTY, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        return;
+    }
+    sched_park::park(|gp| {
+        match st.compare_exchange(EMPTY, gp.as_ptr() as usize, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => true,
+            Err(_) => {
+                // NOTIFIED arrived between our check and the commit: consume it, don't park.
+                st.store(EMPTY, Ordering::Release);
+                false
+            }
+        }
+    });
+}

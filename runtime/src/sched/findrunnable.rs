@@ -1,0 +1,185 @@
+//! Where an M looks for a G to run (Go: `findRunnable`, `stealWork`, `checkRunqsNoP`).
+//!
+//! Order, as in Go: the global queue every `GLOBAL_RUNQ_TICK` ticks (fairness); the local
+//! `runnext` and ring; the global queue; (the netpoller arrives with the next issue); stealing
+//! from other Ps if this M may spin; then release the P, stop spinning, re-check everything
+//! (the "delicate dance" of mod.rs, rule 3) and sleep in `stopm`.
+
+use std::sync::atomic::{fence, Ordering};
+use std::time::{Duration, Instant};
+
+use super::g::GRef;
+use super::globrunq::{globrunqget, globrunqget_locked, put_local_batch};
+use super::idle::{acquirep, become_spinning, pidleget_spinning, pidleput, releasep, stopm};
+use super::m::M;
+use super::p::{P, P_RUNNING};
+use super::{g::G, load, sched, GLOBAL_RUNQ_TICK, RUNNEXT_INHERIT_MAX};
+
+/// Rounds of stealing over all Ps before giving up (Go: `stealTries`).
+const STEAL_TRIES: usize = 4;
+
+/// How long a thief waits before taking the `runnext` G of a running P (Go sleeps 3 µs there): the
+/// P readied that G moments ago and is about to run it; taking it would only move the work to
+/// another thread and lose cache locality.
+const RUNNEXT_GRACE: Duration = Duration::from_micros(3);
+
+/// Find a runnable G for `m`, which holds a P; sleeps until there is one. Returns the G and
+/// whether it inherits the current time slice (it came from `runnext`).
+pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
+    let s = sched();
+    loop {
+        let pp = m.p().expect("findrunnable: M holds no P");
+
+        // Fairness: now and then the global queue goes first, or two Gs that keep readying each
+        // other could keep it waiting forever.
+        if pp.schedtick() % GLOBAL_RUNQ_TICK == 0 && load(&s.runqsize) > 0 {
+            if let Some(gp) = globrunqget(pp, 1) {
+                return (gp, false);
+            }
+        }
+
+        // Local: runnext first, unless the current slice has been inherited too many times.
+        let prefer_next = pp.runnext_streak.load(Ordering::Relaxed) < RUNNEXT_INHERIT_MAX;
+        if let Some((gp, from_next)) = pp.runq.get(prefer_next) {
+            return (GRef(gp), from_next && prefer_next);
+        }
+
+        // Global.
+        if load(&s.runqsize) > 0 {
+            if let Some(gp) = globrunqget(pp, 0) {
+                return (gp, false);
+            }
+        }
+
+        // Steal, if we may spin: at most half as many spinners as busy Ps.
+        let procs = s.procs();
+        if m.is_spinning() || 2 * load(&s.nmspinning) < procs.saturating_sub(load(&s.npidle)) {
+            if !m.is_spinning() {
+                become_spinning(m);
+            }
+            if let Some(gp) = steal_work(m, pp) {
+                return (gp, false);
+            }
+        }
+
+        // Nothing found: give up the P.
+        {
+            let mut l = s.lock();
+            if let Some((gp, rest)) = globrunqget_locked(&mut l, 0) {
+                drop(l);
+                put_local_batch(pp, rest);
+                return (gp, false);
+            }
+            if !m.is_spinning() && s.needspinning.load(Ordering::SeqCst) {
+                // A spinning M found work but no P for it: spin on its behalf instead of sleeping.
+                drop(l);
+                become_spinning(m);
+                continue;
+            }
+            let id = releasep(m);
+            pidleput(&mut l, id);
+        }
+
+        // Stop spinning, *then* look again (mod.rs, rule 3).
+        if m.is_spinning() {
+            m.set_spinning(false);
+            if s.nmspinning.fetch_sub(1, Ordering::SeqCst) == 0 {
+                super::fatal(format_args!("findrunnable: negative nmspinning"));
+            }
+            fence(Ordering::SeqCst);
+            if let Some(gp) = recheck_after_spinning(m) {
+                return (gp, false);
+            }
+            if m.p().is_some() {
+                continue; // recheck found local work elsewhere and re-acquired a P
+            }
+        }
+
+        stopm(m);
+    }
+}
+
+/// After dropping spinning: look at the global queue and every P's run queue once more. On
+/// finding work, take an idle P and become a spinning M again. Returns a G taken from the global
+/// queue; otherwise, if a P was acquired, the caller loops to steal.
+fn recheck_after_spinning(m: &'static M) -> Option<GRef> {
+    let s = sched();
+    if load(&s.runqsize) != 0 {
+        let mut l = s.lock();
+        if load(&s.runqsize) != 0 {
+            if let Some(pp) = pidleget_spinning(&mut l) {
+                let got = globrunqget_locked(&mut l, 0);
+                drop(l);
+                acquirep(m, pp);
+                become_spinning(m);
+                if let Some((gp, rest)) = got {
+                    put_local_batch(&s.ps[pp], rest);
+                    return Some(gp);
+                }
+                return None;
+            }
+        }
+    }
+    for p2 in s.ps.iter() {
+        if !p2.runq.is_empty() {
+            let pp = {
+                let mut l = s.lock();
+                pidleget_spinning(&mut l)
+            };
+            if let Some(pp) = pp {
+                acquirep(m, pp);
+                become_spinning(m);
+            }
+            // No idle P: `needspinning` is set, someone else will spin.
+            return None;
+        }
+    }
+    None
+}
+
+/// Try to steal a G from another P into `pp` (Go: `stealWork`): `STEAL_TRIES` rounds over all
+/// Ps in a random order; `runnext` only in the last round.
+fn steal_work(m: &M, pp: &P) -> Option<GRef> {
+    let s = sched();
+    let n = s.procs();
+    if n == 1 {
+        return None;
+    }
+    for round in 0..STEAL_TRIES {
+        let last = round == STEAL_TRIES - 1;
+        let start = m.fastrand() as usize % n;
+        for i in 0..n {
+            let p2 = &s.ps[(start + i) % n];
+            if p2.id == pp.id {
+                continue;
+            }
+            let running = p2.status.load(Ordering::Relaxed) == P_RUNNING;
+            if let Some(gp) = p2.runq.steal_into(&pp.runq, last, |slot| {
+                if running {
+                    wait_runnext(slot);
+                }
+            }) {
+                return Some(GRef(gp));
+            }
+        }
+        // Global work may have arrived while we were stealing.
+        if load(&s.runqsize) > 0 {
+            if let Some(gp) = globrunqget(pp, 0) {
+                return Some(gp);
+            }
+        }
+    }
+    None
+}
+
+/// Give a running P a moment to run the G it just put in `runnext` before we take it.
+fn wait_runnext(slot: &std::sync::atomic::AtomicPtr<G>) {
+    let seen = slot.load(Ordering::Acquire);
+    if seen.is_null() {
+        return;
+    }
+    let start = Instant::now();
+    while slot.load(Ordering::Acquire) == seen && start.elapsed() < RUNNEXT_GRACE {
+        std::hint::spin_loop();
+    }
+}

@@ -1,0 +1,198 @@
+//! Idle Ps, idle Ms and spinning: `wakep`, `startm`, `stopm`, `handoffp`, `pidleput`/`pidleget`
+//! (Go: the functions of the same names in `proc.go`).
+//!
+//! The protocol these implement, and why the order of operations matters, is written at the top
+//! of `sched/mod.rs` ("The worker protocol"). In short: whoever submits work calls `wakep`; an M
+//! that finds work after spinning calls `resetspinning`; an M that gives up spinning decrements
+//! `nmspinning` before its last look at the queues.
+
+use std::sync::atomic::{fence, Ordering};
+
+use super::m::{newm, M, NO_P};
+use super::p::{P_IDLE, P_RUNNING};
+use super::{load, sched, Locked};
+
+/// Bind P `pp` to M `m` (Go: `acquirep`). The caller got `pp` from the idle list or `nextp`.
+pub(crate) fn acquirep(m: &M, pp: usize) {
+    if pp == NO_P {
+        super::fatal(format_args!("acquirep: M{} woken without a P", m.id));
+    }
+    m.set_p(pp);
+    sched().ps[pp].status.store(P_RUNNING, Ordering::Relaxed);
+}
+
+/// Unbind `m`'s P and return its index (Go: `releasep`).
+pub(crate) fn releasep(m: &M) -> usize {
+    let pp = m.p().map(|p| p.id).unwrap_or(NO_P);
+    if pp == NO_P {
+        super::fatal(format_args!("releasep: M{} holds no P", m.id));
+    }
+    sched().ps[pp].status.store(P_IDLE, Ordering::Relaxed);
+    m.set_p(NO_P);
+    pp
+}
+
+/// Put P `pp` on the idle list, or hand it straight to an M that waits for one (Go: `pidleput`).
+/// Called with the lock held.
+pub(crate) fn pidleput(l: &mut Locked, pp: usize) {
+    if let Some(m) = l.pwait.pop_front() {
+        m.nextp.store(pp, Ordering::Release);
+        m.note.wakeup();
+        return;
+    }
+    l.pidle.push(pp);
+    sched().npidle.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Take an idle P (Go: `pidleget`). Called with the lock held.
+pub(crate) fn pidleget(l: &mut Locked) -> Option<usize> {
+    let pp = l.pidle.pop()?;
+    sched().npidle.fetch_sub(1, Ordering::SeqCst);
+    Some(pp)
+}
+
+/// Like `pidleget`, for a spinning M that found work: when there is no idle P, record that a
+/// spinner is needed so that a non-spinning M about to release its P spins instead (Go:
+/// `pidlegetSpinning`).
+pub(crate) fn pidleget_spinning(l: &mut Locked) -> Option<usize> {
+    let pp = pidleget(l);
+    if pp.is_none() {
+        sched().needspinning.store(true, Ordering::SeqCst);
+    }
+    pp
+}
+
+/// Make `m` a spinning M (Go: `m.becomeSpinning`).
+pub(crate) fn become_spinning(m: &M) {
+    m.set_spinning(true);
+    let s = sched();
+    s.nmspinning.fetch_add(1, Ordering::SeqCst);
+    s.needspinning.store(false, Ordering::SeqCst);
+}
+
+/// Try to add one more M to run Gs: if there is an idle P and no M is spinning, start one
+/// spinning (Go: `wakep`). Called after work was made runnable.
+pub(crate) fn wakep() {
+    let s = sched();
+    // Pairs with the fence in findrunnable after an M drops its P or its spinning state: either
+    // we see the idle P / zero spinners, or that M sees our work in its re-check.
+    fence(Ordering::SeqCst);
+    if load(&s.npidle) == 0 {
+        return;
+    }
+    if load(&s.nmspinning) != 0
+        || s.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err()
+    {
+        return;
+    }
+    startm(None, true);
+}
+
+/// Run some M on P `pp` (or on an idle P when `None`), waking an idle M or creating one (Go:
+/// `startm`). With `spinning`, the caller has already counted the new M in `nmspinning`.
+pub(crate) fn startm(pp: Option<usize>, spinning: bool) {
+    let s = sched();
+    let mut l = s.lock();
+    let pp = match pp.or_else(|| pidleget(&mut l)) {
+        Some(pp) => pp,
+        None => {
+            drop(l);
+            if spinning {
+                // wakep counted an M that will not exist: undo, or no one would ever spin again.
+                s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            return;
+        }
+    };
+    match l.midle.pop() {
+        Some(m) => {
+            m.set_spinning(spinning);
+            m.nextp.store(pp, Ordering::Release);
+            drop(l);
+            m.note.wakeup();
+        }
+        None => {
+            drop(l);
+            newm(pp, spinning);
+        }
+    }
+}
+
+/// Park `m` until someone hands it a P, then hold that P (Go: `stopm`). The caller holds none.
+pub(crate) fn stopm(m: &'static M) {
+    let s = sched();
+    {
+        let mut l = s.lock();
+        l.midle.push(m);
+    }
+    loop {
+        m.note.sleep();
+        let pp = m.nextp.swap(NO_P, Ordering::Acquire);
+        if pp != NO_P {
+            acquirep(m, pp);
+            return;
+        }
+        // A stale wakeup (see Note): still on the idle list, sleep again.
+    }
+}
+
+/// `m` found work after spinning: stop spinning, and if it was the last spinner, wake another M
+/// in case there is more (Go: `resetspinning`).
+pub(crate) fn resetspinning(m: &M) {
+    m.set_spinning(false);
+    let s = sched();
+    let before = s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    if before == 0 {
+        super::fatal(format_args!("resetspinning: negative nmspinning"));
+    }
+    if before == 1 {
+        wakep();
+    }
+}
+
+/// Give away P `pp`, whose M is about to block (Go: `handoffp`): start an M on it if it has work
+/// or if nobody is looking for work; otherwise put it on the idle list.
+pub(crate) fn handoffp(pp: usize) {
+    let s = sched();
+    if !s.ps[pp].runq.is_empty() || load(&s.runqsize) != 0 {
+        startm(Some(pp), false);
+        return;
+    }
+    if load(&s.nmspinning) + load(&s.npidle) == 0
+        && s.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    {
+        startm(Some(pp), true);
+        return;
+    }
+    let mut l = s.lock();
+    if load(&s.runqsize) != 0 {
+        drop(l);
+        startm(Some(pp), false);
+        return;
+    }
+    pidleput(&mut l, pp);
+}
+
+/// `m` holds no P but must go on running its current G on this thread (a G that parked while
+/// unwinding): take an idle P, or wait until one is released (Go: `exitsyscall`'s slow path,
+/// minus the option to move the G elsewhere, which an unwinding stack must not do).
+pub(crate) fn acquirep_wait(m: &'static M) {
+    let s = sched();
+    {
+        let mut l = s.lock();
+        if let Some(pp) = pidleget(&mut l) {
+            drop(l);
+            acquirep(m, pp);
+            return;
+        }
+        l.pwait.push_back(m);
+    }
+    loop {
+        m.note.sleep();
+        let pp = m.nextp.swap(NO_P, Ordering::Acquire);
+        if pp != NO_P {
+            acquirep(m, pp);
+            return;
+        }
+    }
+}

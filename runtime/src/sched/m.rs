@@ -1,0 +1,155 @@
+//! M: an OS thread that runs Gs while it holds a P (Go: `type m`, `mstart`, `schedule`).
+//!
+//! Ms are created on demand by `startm` (when work appears, a P is idle and no M is idle) and
+//! never exit: an M with nothing to do sleeps on its [`Note`] in `stopm` and is reused. Each M
+//! runs `schedule()` in a loop on its own thread stack; Gs run on their own stacks and switch
+//! back to this loop whenever they yield, park or finish.
+//!
+//! # Ownership
+//!
+//! * `p`, `spinning`, `rand`: the M's own thread only (atomics so that the type is `Sync`).
+//! * `nextp`: written by whoever wakes the M (`startm`, `pidleput` for a waiting M) under
+//!   `Sched::lock` *before* `note.wakeup()`; consumed by the M after it wakes.
+//! * `note`: any thread may wake; only the M sleeps on it.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::thread::Thread;
+
+use super::p::P;
+use super::{context, findrunnable, idle, sched, switch};
+
+/// `M::p` / `M::nextp` value meaning "no P".
+pub(crate) const NO_P: usize = usize::MAX;
+
+/// One-shot sleep/wakeup for one thread (Go: `note`). A wakeup before the sleep is not lost: the
+/// flag stays set and the next `sleep` returns at once. Spurious returns are possible, so every
+/// sleeper re-checks its own condition in a loop.
+pub(crate) struct Note {
+    notified: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+impl Note {
+    fn new() -> Note {
+        Note { notified: AtomicBool::new(false), thread: OnceLock::new() }
+    }
+
+    /// Sleep until woken (or spuriously). Only the owning thread calls this.
+    pub(crate) fn sleep(&self) {
+        while !self.notified.swap(false, Ordering::Acquire) {
+            std::thread::park();
+        }
+    }
+
+    /// Wake the owning thread.
+    pub(crate) fn wakeup(&self) {
+        self.notified.store(true, Ordering::Release);
+        match self.thread.get() {
+            Some(t) => t.unpark(),
+            // Not yet started: it will see the flag when it first sleeps.
+            None => {}
+        }
+    }
+}
+
+/// One worker thread. See the module doc.
+pub(crate) struct M {
+    /// Creation order, from 0.
+    pub(crate) id: usize,
+    /// Index of the P held, or `NO_P`.
+    p: AtomicUsize,
+    /// The P handed to this M by its waker.
+    pub(crate) nextp: AtomicUsize,
+    /// Whether this M is spinning (looking for work while holding a P).
+    pub(crate) spinning: AtomicBool,
+    /// Sleep/wakeup of this thread.
+    pub(crate) note: Note,
+    /// xorshift state for the random steal order.
+    rand: AtomicU32,
+}
+
+impl M {
+    /// The P this M holds.
+    pub(crate) fn p(&self) -> Option<&'static P> {
+        match self.p.load(Ordering::Relaxed) {
+            NO_P => None,
+            i => Some(&sched().ps[i]),
+        }
+    }
+
+    pub(crate) fn set_p(&self, p: usize) {
+        self.p.store(p, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_spinning(&self) -> bool {
+        self.spinning.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_spinning(&self, v: bool) {
+        self.spinning.store(v, Ordering::Relaxed);
+    }
+
+    /// A pseudo-random number (Go: `cheaprand`), for the steal order.
+    pub(crate) fn fastrand(&self) -> u32 {
+        let mut x = self.rand.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rand.store(x, Ordering::Relaxed);
+        x
+    }
+}
+
+/// Create a new M that starts with P `pp` (spinning or not) and runs `schedule` (Go: `newm`).
+pub(crate) fn newm(pp: usize, spinning: bool) {
+    let s = sched();
+    let id = s.mcount.fetch_add(1, Ordering::Relaxed);
+    let m: &'static M = Box::leak(Box::new(M {
+        id,
+        p: AtomicUsize::new(NO_P),
+        nextp: AtomicUsize::new(pp),
+        spinning: AtomicBool::new(spinning),
+        note: Note::new(),
+        rand: AtomicU32::new((id as u32).wrapping_mul(0x9E37_79B9) | 1),
+    }));
+    let spawned = std::thread::Builder::new()
+        .name(format!("weft-m{id}"))
+        .spawn(move || mstart(m));
+    if let Err(e) = spawned {
+        super::fatal(format_args!("cannot create OS thread for M{id}: {e}"));
+    }
+}
+
+/// The body of an M's thread (Go: `mstart` → `schedule`).
+fn mstart(m: &'static M) -> ! {
+    let _ = m.note.thread.set(std::thread::current());
+    context::set_current_m(m);
+    crate::stack::overflow::install_altstack();
+    let pp = m.nextp.swap(NO_P, Ordering::Acquire);
+    idle::acquirep(m, pp);
+    // A panic here is a bug in the runtime, not in user code (user panics are caught at the
+    // entry of their G): abort with the cause rather than unwind through scheduler state.
+    let r = std::panic::catch_unwind(|| -> ! {
+        loop {
+            schedule(m);
+        }
+    });
+    let p = match r {
+        Ok(never) => never,
+        Err(p) => p,
+    };
+    let msg = crate::panic::payload_str(&*p);
+    super::fatal(format_args!("M{} panicked in the scheduler: {msg}", m.id))
+}
+
+/// One round of scheduling: find a runnable G and run it until it switches back (Go: `schedule`).
+fn schedule(m: &'static M) {
+    let (gp, inherit) = findrunnable::findrunnable(m);
+    // This M found work: if it was spinning, stop, and make sure another M spins in its place
+    // when there may be more work (rule 2 of the protocol in mod.rs).
+    if m.is_spinning() {
+        idle::resetspinning(m);
+    }
+    switch::execute(m, gp, inherit);
+}

@@ -1,0 +1,77 @@
+//! P: a processor, the right to run Gs (Go: `type p` in `runtime2.go`).
+//!
+//! There are `max_procs` Ps (Go: `GOMAXPROCS`), fixed when the runtime starts. An M must hold a P
+//! to run Gs. A P carries the state that makes scheduling cheap and local: its run queue with the
+//! `runnext` slot, its scheduling tick, and a free list of dead Gs that keep their stacks.
+//!
+//! # Ownership
+//!
+//! * `runq` is lock-free (see `runq.rs`): the holder puts and gets, anyone steals.
+//! * `schedtick`, `runnext_streak`: written by the holder only (atomics so that observers such as
+//!   a future sysmon can read them).
+//! * `gfree`: holder only, no synchronisation. A P changes hands only through `Sched::lock` or
+//!   `M::nextp` (written under that lock before the receiving M is woken), which orders the old
+//!   holder's writes before the new holder's reads.
+//! * `status`: written by the holder when it acquires or releases the P; read by thieves to decide
+//!   whether to wait before taking `runnext`.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+use super::g::{GRef, G};
+use super::runq::RunQueue;
+
+/// The P is on the idle list.
+pub(crate) const P_IDLE: u8 = 0;
+/// An M holds the P and runs Gs on it.
+pub(crate) const P_RUNNING: u8 = 1;
+
+/// Dead Gs a P keeps for reuse before it moves half of them to the global list (Go: 64).
+pub(crate) const GFREE_LOCAL_MAX: usize = 64;
+
+/// One processor. See the module doc.
+pub(crate) struct P {
+    /// Index in `Sched::ps`.
+    pub(crate) id: usize,
+    /// Local run queue and `runnext`.
+    pub(crate) runq: RunQueue<G>,
+    /// Incremented on every scheduling round that does not inherit a time slice.
+    pub(crate) schedtick: AtomicU32,
+    /// Consecutive `runnext` hand-offs in the current time slice.
+    pub(crate) runnext_streak: AtomicU32,
+    /// `P_IDLE` or `P_RUNNING`.
+    pub(crate) status: AtomicU8,
+    /// Dead Gs with default-size stacks. Holder only.
+    gfree: UnsafeCell<Vec<GRef>>,
+}
+
+// SAFETY: `gfree` is accessed only by the M holding the P, and a P changes hands through a lock
+// or release/acquire edge (module doc); everything else is atomic.
+unsafe impl Sync for P {}
+
+impl P {
+    pub(crate) fn new(id: usize) -> P {
+        P {
+            id,
+            runq: RunQueue::new(),
+            schedtick: AtomicU32::new(0),
+            runnext_streak: AtomicU32::new(0),
+            status: AtomicU8::new(P_IDLE),
+            gfree: UnsafeCell::new(Vec::with_capacity(GFREE_LOCAL_MAX)),
+        }
+    }
+
+    /// The free list of dead Gs.
+    ///
+    /// # Safety
+    /// The calling thread's M holds this P, and no other reference into the list is alive.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn gfree(&self) -> &mut Vec<GRef> {
+        // SAFETY: the caller's contract.
+        unsafe { &mut *self.gfree.get() }
+    }
+
+    pub(crate) fn schedtick(&self) -> u32 {
+        self.schedtick.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,143 @@
+//! park / ready: the primitive everything in weft blocks on (Go: `gopark`, `goready`, `Gosched`).
+//!
+//! # park
+//!
+//! `park(commit)` suspends the current G and asks its M to run `commit(gp)` on the M's stack,
+//! *after* the switch. The commit publishes `gp` in some wait slot (a join packet, later a
+//! pollDesc or a channel's queue) and releases whatever protects that slot; from then on the
+//! slot owns `gp`. If the commit returns `false` the event it waited for already happened and the
+//! G resumes at once.
+//!
+//! Why after the switch: if the G published itself *before* switching out, another M could take
+//! it from the slot and resume its stack while this M is still running on it: one stack, two
+//! threads. Committing after the switch makes "G is in a slot" imply "G is not running".
+//!
+//! The commit closure lives on the G's stack. `Commit::call` *moves* it onto the M's stack
+//! before calling it, so once the closure has published the G nothing reads the G's stack again
+//! (the G may already be running elsewhere and reusing that memory).
+//!
+//! # ready
+//!
+//! `ready(gp)` makes a parked G runnable: into the current P's `runnext` (it runs next, sharing
+//! the time slice of the G that readied it, as in Go), or onto the global queue from a thread
+//! that holds no P; then `wakep`. The status swap catches a G woken twice, which would otherwise
+//! corrupt its stack, and aborts with a message instead.
+//!
+//! # Parking while unwinding
+//!
+//! A G must not switch stacks while it unwinds (a destructor that blocks during a panic): std's
+//! per-thread panic count would end up on the wrong thread (measured: it then poisons unrelated
+//! mutexes). `park` detects `std::thread::panicking()` and instead blocks the OS thread: the M
+//! hands its P to another M (`handoffp`), runs the commit in place, sleeps on its note until
+//! `ready` wakes it (status `BLOCKED_OS`), then waits for a P and carries on on the same thread.
+
+use std::mem::ManuallyDrop;
+use std::sync::atomic::Ordering;
+
+use super::g::{Commit, GRef, Suspend, G_BLOCKED_OS, G_RUNNABLE, G_RUNNING, G_WAITING};
+use super::globrunq::{globrunqput, globrunqput_batch};
+use super::idle::{acquirep_wait, handoffp, releasep, wakep};
+use super::{context, fatal};
+
+/// Park the current G until someone calls [`ready`] on it. `commit` runs on the M's stack after
+/// the switch and publishes the G (see the module doc); return `false` from it to cancel.
+///
+/// # Panics
+/// When called outside a G (callers check first).
+#[inline(never)]
+pub(crate) fn park<F>(commit: F)
+where
+    F: FnOnce(GRef) -> bool,
+{
+    let gp = context::current_g().expect("weft: park called outside a coroutine");
+    if std::thread::panicking() {
+        park_blocking_os(gp, commit);
+        return;
+    }
+
+    /// Moves the closure from the G's stack onto the caller's (the M's) stack, then runs it.
+    ///
+    /// # Safety
+    /// `data` points to a live `ManuallyDrop<F>` that is read exactly once.
+    unsafe fn call<F: FnOnce(GRef) -> bool>(data: *mut (), gp: GRef) -> bool {
+        // SAFETY: the caller's contract; the G never drops its ManuallyDrop copy.
+        let f = unsafe { std::ptr::read(data as *mut F) };
+        f(gp)
+    }
+
+    let mut commit = ManuallyDrop::new(commit);
+    let req = Commit { call: call::<F>, data: &mut *commit as *mut F as *mut () };
+    // SAFETY: the yielder was recorded by this G's entry function and lives as long as the
+    // coroutine; we are running on that coroutine's stack.
+    let yielder = unsafe { &*gp.g().yielder.get() };
+    let _m = yielder.suspend(Suspend::Park(req));
+    // Resumed (possibly on another M). `commit` was consumed by `call`; do not drop it here.
+}
+
+/// Make a parked G runnable (Go: `goready`). Callable from a G, from an M's stack (a commit), or
+/// from a plain thread.
+pub(crate) fn ready(gp: GRef) {
+    let prev = gp.g().status.swap(G_RUNNABLE, Ordering::AcqRel);
+    match prev {
+        G_WAITING => {}
+        G_BLOCKED_OS => {
+            let m = gp.g().blocked_m.load(Ordering::Acquire);
+            // SAFETY: the M set blocked_m to itself before publishing gp; Ms are never freed.
+            unsafe { &*m }.note.wakeup();
+            return;
+        }
+        other => fatal(format_args!(
+            "ready: coroutine #{} is not waiting (status {other}): it was woken twice",
+            gp.id()
+        )),
+    }
+    runqput_here(gp, true);
+    wakep();
+}
+
+/// Queue `gp` on the current P (into `runnext` with `next`), or globally without a P.
+pub(crate) fn runqput_here(gp: GRef, next: bool) {
+    match context::current_p() {
+        Some(pp) => {
+            if let Some(batch) = pp.runq.put(gp.0, next) {
+                globrunqput_batch(batch);
+            }
+        }
+        None => globrunqput(gp),
+    }
+}
+
+/// Yield the processor: the current G goes to the tail of the local run queue and other Gs run
+/// (Go: `runtime.Gosched`). Outside a G it yields the OS thread.
+#[inline(never)]
+pub(crate) fn yield_now() {
+    let Some(gp) = context::current_g() else {
+        std::thread::yield_now();
+        return;
+    };
+    if std::thread::panicking() {
+        return; // never switch while unwinding
+    }
+    // SAFETY: as in `park`.
+    let yielder = unsafe { &*gp.g().yielder.get() };
+    let _m = yielder.suspend(Suspend::Yield);
+}
+
+/// `park` for a G that is unwinding: block the OS thread instead of switching (module doc).
+fn park_blocking_os<F>(gp: GRef, commit: F)
+where
+    F: FnOnce(GRef) -> bool,
+{
+    let m = context::current_m().expect("weft: coroutine running outside an M");
+    gp.g().blocked_m.store(m as *const _ as *mut _, Ordering::Release);
+    gp.set_status(G_BLOCKED_OS);
+    let pp = releasep(m);
+    handoffp(pp);
+    if commit(gp) {
+        while gp.status() != G_RUNNABLE {
+            m.note.sleep();
+        }
+    }
+    gp.set_status(G_RUNNING);
+    acquirep_wait(m);
+}

@@ -1,0 +1,284 @@
+//! The public face of G creation: [`spawn`], [`Builder`], [`JoinHandle`], [`run`], [`yield_now`].
+//!
+//! The shapes follow `std::thread`: `spawn(f) -> JoinHandle<T>`, `Builder::new().name(..)
+//! .stack_size(..).spawn(f) -> io::Result<JoinHandle<T>>`, `JoinHandle::join() ->
+//! std::thread::Result<T>`. Everything here is safe to call; the contract that makes moving a
+//! G's stack between threads sound is a rule for the code you run, documented in
+//! `docs/DESIGN.md` ("Rules for code running in a G").
+//!
+//! # The join packet
+//!
+//! A G and its handle share a [`Packet`]: the result slot and one `state` word:
+//!
+//! | state           | meaning                                        | next                         |
+//! |-----------------|------------------------------------------------|------------------------------|
+//! | `RUNNING`       | G not finished, nobody waiting                 | `DONE`, a G pointer, `THREAD`|
+//! | G pointer       | a G is parked in `join` (published by its commit) | `DONE` (the G is readied) |
+//! | `THREAD_WAITER` | an OS thread waits (its handle stored first)   | `DONE` (the thread unparked) |
+//! | `DONE`          | the result is in the slot                      | —                            |
+//!
+//! The finishing G writes the result, then swaps `DONE` in (AcqRel) and wakes whoever the old
+//! value names. The joiner publishes itself with a CAS from `RUNNING`, which fails if the G has
+//! finished meanwhile (the park is then cancelled), so a wakeup is never lost.
+
+use std::cell::UnsafeCell;
+use std::io;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, Thread};
+
+use crate::sched::g::GRef;
+use crate::sched::{context, newproc, park, sched};
+use crate::stack::round_stack_size;
+
+const RUNNING: usize = 0;
+const DONE: usize = 1;
+const THREAD_WAITER: usize = 2;
+
+/// What a G and its [`JoinHandle`] share. See the module doc.
+struct Packet<T> {
+    state: AtomicUsize,
+    /// Written once by the G before `state` becomes `DONE`; read once by the joiner after.
+    result: UnsafeCell<Option<thread::Result<T>>>,
+    /// Written by a joining OS thread before it CASes `THREAD_WAITER` in; taken by the G after.
+    waiter: UnsafeCell<Option<Thread>>,
+}
+
+// SAFETY: `result` and `waiter` are each written by one side and read by the other only after
+// the release/acquire edge on `state` described in the module doc.
+unsafe impl<T: Send> Sync for Packet<T> {}
+
+impl<T> Packet<T> {
+    /// Called once, by the G, with its result.
+    fn complete(&self, r: thread::Result<T>) {
+        // SAFETY: only the G writes `result`, and only before publishing DONE.
+        unsafe { *self.result.get() = Some(r) };
+        match self.state.swap(DONE, Ordering::AcqRel) {
+            RUNNING => {}
+            THREAD_WAITER => {
+                // SAFETY: the joiner stored its handle before CASing THREAD_WAITER in (Release),
+                // which our AcqRel swap observed; it no longer touches `waiter`.
+                let t = unsafe { (*self.waiter.get()).take() };
+                if let Some(t) = t {
+                    t.unpark();
+                }
+            }
+            DONE => crate::sched::fatal(format_args!("join packet completed twice")),
+            g => park::ready(GRef(std::ptr::NonNull::new(g as *mut _).expect("G pointer"))),
+        }
+    }
+
+    /// Wait for `DONE` and take the result.
+    fn wait(&self) -> thread::Result<T> {
+        if self.state.load(Ordering::Acquire) != DONE {
+            if context::current_g().is_some() {
+                park::park(|gp| {
+                    self.state
+                        .compare_exchange(RUNNING, gp.as_ptr() as usize, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                });
+                if self.state.load(Ordering::Acquire) != DONE {
+                    crate::sched::fatal(format_args!("join: woken before the coroutine finished"));
+                }
+            } else {
+                // SAFETY: nobody else writes `waiter` (one JoinHandle, consumed by join), and the
+                // G reads it only after our CAS below publishes it.
+                unsafe { *self.waiter.get() = Some(thread::current()) };
+                if self
+                    .state
+                    .compare_exchange(RUNNING, THREAD_WAITER, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    while self.state.load(Ordering::Acquire) != DONE {
+                        thread::park();
+                    }
+                }
+            }
+        }
+        // SAFETY: state is DONE (Acquire above), so the G wrote the result and will not touch it.
+        unsafe { (*self.result.get()).take() }.expect("join: result already taken")
+    }
+}
+
+/// An owned permission to join a G: wait for it to finish and take its result.
+///
+/// Dropping the handle detaches the G, which keeps running.
+///
+/// ```
+/// let h = weft::spawn(|| 6 * 7);
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+pub struct JoinHandle<T> {
+    packet: Arc<Packet<T>>,
+    id: u64,
+    _not_sync: PhantomData<*const ()>,
+}
+
+// SAFETY: a JoinHandle only moves the right to wait; the packet is Sync for T: Send.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    /// Wait for the G to finish and return its result, or the payload of its panic as `Err`.
+    ///
+    /// Inside a G this parks only the calling G; on a plain OS thread it blocks the thread.
+    ///
+    /// ```
+    /// let h = weft::spawn(|| -> u32 { panic!("boom") });
+    /// assert!(h.join().is_err());
+    /// ```
+    pub fn join(self) -> thread::Result<T> {
+        self.packet.wait()
+    }
+
+    /// Whether the G has finished (its result is ready; `join` will not wait).
+    pub fn is_finished(&self) -> bool {
+        self.packet.state.load(Ordering::Acquire) == DONE
+    }
+
+    /// The G's id (unique for the life of the process; Go's goroutine id).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// Configuration for a new G: the shape of `std::thread::Builder`.
+///
+/// ```
+/// let h = weft::Builder::new()
+///     .name("worker".into())
+///     .stack_size(64 * 1024)
+///     .spawn(|| "done")
+///     .unwrap();
+/// assert_eq!(h.join().unwrap(), "done");
+/// ```
+#[derive(Debug, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the defaults: no name, the process-wide stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Name the G; the name appears in panic messages and stack-overflow reports.
+    pub fn name(mut self, name: String) -> Builder {
+        self.name = Some(name);
+        self
+    }
+
+    /// Usable stack size in bytes, rounded up to whole pages and to the 16 KiB floor. A G whose
+    /// stack overflows aborts the process with a message naming it.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawn a G running `f`, starting the runtime if needed.
+    ///
+    /// # Errors
+    /// `ErrorKind::OutOfMemory` when no stack can be mapped: the stack budget derived from
+    /// `vm.max_map_count` is spent (the message names the limit and the sysctl) or the kernel
+    /// refused the mapping. Nothing is spawned then.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let s = sched();
+        let size = self.stack_size.map_or(s.default_stack, round_stack_size);
+        let packet = Arc::new(Packet {
+            state: AtomicUsize::new(RUNNING),
+            result: UnsafeCell::new(None),
+            waiter: UnsafeCell::new(None),
+        });
+        let their = packet.clone();
+        let body = move || {
+            let r = panic::catch_unwind(AssertUnwindSafe(f));
+            their.complete(r);
+        };
+        let id = newproc::newproc(body, self.name.map(String::into_boxed_str), size)?;
+        Ok(JoinHandle { packet, id, _not_sync: PhantomData })
+    }
+}
+
+/// Spawn a G running `f` and return its handle (the shape of `std::thread::spawn`).
+///
+/// ```
+/// let hs: Vec<_> = (0..10u64).map(|i| weft::spawn(move || i * i)).collect();
+/// let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(sum, 285);
+/// ```
+///
+/// # Panics
+/// When the G cannot be created (see [`Builder::spawn`] for the causes); the message names them.
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match Builder::new().spawn(f) {
+        Ok(h) => h,
+        Err(e) => panic!("failed to spawn coroutine: {e}"),
+    }
+}
+
+/// Run `f` as a G and block the calling thread until it returns; return its value, or resume
+/// its panic on this thread.
+///
+/// ```
+/// let v = weft::run(|| {
+///     let h = weft::go!(|| 1 + 1);
+///     h.join().unwrap() * 10
+/// });
+/// assert_eq!(v, 20);
+/// ```
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match spawn(f).join() {
+        Ok(v) => v,
+        Err(p) => panic::resume_unwind(p),
+    }
+}
+
+/// Let other Gs run: the calling G goes to the back of its P's run queue (Go: `runtime.Gosched`).
+/// On a plain thread it yields the OS thread.
+///
+/// ```
+/// weft::run(|| {
+///     let other = weft::spawn(|| 7);
+///     while !other.is_finished() {
+///         weft::yield_now();
+///     }
+///     assert_eq!(other.join().unwrap(), 7);
+/// });
+/// ```
+pub fn yield_now() {
+    park::yield_now();
+}
+
+/// Spawn a G: `go!(move || ...)` is [`spawn`]`(move || ...)`, returning its [`JoinHandle`].
+///
+/// ```
+/// let h = weft::go!(move || "hello from a coroutine");
+/// assert_eq!(h.join().unwrap(), "hello from a coroutine");
+/// ```
+#[macro_export]
+macro_rules! go {
+    ($f:expr $(,)?) => {
+        $crate::spawn($f)
+    };
+}

@@ -1,0 +1,31 @@
+//! # weft: Go's goroutine runtime, rebuilt in Rust
+//!
+//! Write plain synchronous code and run hundreds of thousands of it at once:
+//! `go!(move || ...)` spawns a stackful coroutine (a *G*), a few OS threads run them on a
+//! G/M/P scheduler modelled on Go's, and a G that waits parks instead of blocking its thread.
+//!
+//! ```
+//! use weft::go;
+//!
+//! let sum: u64 = weft::run(|| {
+//!     let handles: Vec<_> = (1..=100u64).map(|i| go!(move || i * i)).collect();
+//!     handles.into_iter().map(|h| h.join().unwrap()).sum()
+//! });
+//! assert_eq!(sum, 338_350);
+//! ```
+//!
+//! This crate re-exports the public API of `weft-runtime` (scheduler) and `weft-net` (sockets).
+//! Read `docs/DESIGN.md` for how weft maps to Go's runtime and for the rules that code running
+//! in a G must follow (thread-locals and std locks across blocking calls).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
+
+pub use weft_runtime::{
+    current, current_id, go, is_started, mapped_stacks, max_procs, num_goroutines, park, run,
+    spawn, stack_budget, yield_now, Builder, Config, Coroutine, JoinHandle, DEFAULT_STACK_SIZE,
+    MAX_PROCS_LIMIT, MIN_STACK_SIZE,
+};
+
+/// Sockets over the runtime (the netpoller arrives with the next milestone).
+pub use weft_net as net;
