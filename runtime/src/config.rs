@@ -28,7 +28,11 @@ struct Pending {
 }
 
 static PENDING: Mutex<Pending> = Mutex::new(Pending {
-    config: Config { max_procs: None, stack_size: None, max_stacks: None },
+    config: Config {
+        max_procs: None,
+        stack_size: None,
+        max_stacks: None,
+    },
     started: false,
 });
 
@@ -88,7 +92,10 @@ impl Config {
             }
         }
         if self.max_stacks == Some(0) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "weft: max_stacks must be at least 1"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "weft: max_stacks must be at least 1",
+            ));
         }
         let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
         if p.started {
@@ -131,6 +138,12 @@ pub(crate) fn take_for_start() -> Settings {
         .stack_size
         .or_else(|| env_usize("WEFT_STACK_SIZE", 1 << 30))
         .map_or(DEFAULT_STACK_SIZE, round_stack_size);
-    let max_stacks = c.max_stacks.or_else(|| env_usize("WEFT_MAX_STACKS", usize::MAX));
-    Settings { max_procs, stack_size, max_stacks }
+    let max_stacks = c
+        .max_stacks
+        .or_else(|| env_usize("WEFT_MAX_STACKS", usize::MAX));
+    Settings {
+        max_procs,
+        stack_size,
+        max_stacks,
+    }
 }

@@ -94,7 +94,9 @@ pub fn max_procs() -> usize {
 /// ```
 #[cfg(not(loom))]
 pub fn num_goroutines() -> usize {
-    sched::sched().ngoroutines.load(std::sync::atomic::Ordering::Relaxed)
+    sched::sched()
+        .ngoroutines
+        .load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The id of the calling G, or `None` on a plain thread.

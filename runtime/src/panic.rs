@@ -33,7 +33,9 @@ pub(crate) fn install_hook() {
 fn report(name: &str, id: u64, info: &PanicHookInfo<'_>) {
     static FIRST: AtomicBool = AtomicBool::new(true);
     let msg = payload_str(info.payload());
-    let loc = info.location().map_or_else(|| "<unknown>".to_string(), |l| l.to_string());
+    let loc = info
+        .location()
+        .map_or_else(|| "<unknown>".to_string(), |l| l.to_string());
     let mut out = format!("coroutine '{name}' (#{id}) panicked at {loc}:\n{msg}\n");
     let bt = Backtrace::capture();
     match bt.status() {

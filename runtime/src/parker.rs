@@ -34,7 +34,10 @@ pub(crate) struct Token {
 
 impl Token {
     pub(crate) fn new(id: u64) -> Arc<Token> {
-        Arc::new(Token { state: AtomicUsize::new(EMPTY), id })
+        Arc::new(Token {
+            state: AtomicUsize::new(EMPTY),
+            id,
+        })
     }
 }
 
@@ -71,10 +74,13 @@ impl Coroutine {
         loop {
             match cur {
                 NOTIFIED => return,
-                EMPTY => match st.compare_exchange(EMPTY, NOTIFIED, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => return,
-                    Err(now) => cur = now,
-                },
+                EMPTY => {
+                    match st.compare_exchange(EMPTY, NOTIFIED, Ordering::AcqRel, Ordering::Acquire)
+                    {
+                        Ok(_) => return,
+                        Err(now) => cur = now,
+                    }
+                }
                 g => match st.compare_exchange(g, EMPTY, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
                         let gp = GRef(NonNull::new(g as *mut _).expect("parked G pointer"));
@@ -119,11 +125,19 @@ pub fn park() {
         return;
     };
     let st = &me.token.state;
-    if st.compare_exchange(NOTIFIED, EMPTY, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+    if st
+        .compare_exchange(NOTIFIED, EMPTY, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
         return;
     }
     sched_park::park(|gp| {
-        match st.compare_exchange(EMPTY, gp.as_ptr() as usize, Ordering::AcqRel, Ordering::Acquire) {
+        match st.compare_exchange(
+            EMPTY,
+            gp.as_ptr() as usize,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Ok(_) => true,
             Err(_) => {
                 // NOTIFIED arrived between our check and the commit: consume it, don't park.

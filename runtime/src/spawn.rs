@@ -66,7 +66,9 @@ impl<T> Packet<T> {
                 }
             }
             DONE => crate::sched::fatal(format_args!("join packet completed twice")),
-            g => park::ready(GRef(std::ptr::NonNull::new(g as *mut _).expect("G pointer"))),
+            g => park::ready(GRef(
+                std::ptr::NonNull::new(g as *mut _).expect("G pointer"),
+            )),
         }
     }
 
@@ -76,7 +78,12 @@ impl<T> Packet<T> {
             if context::current_g().is_some() {
                 park::park(|gp| {
                     self.state
-                        .compare_exchange(RUNNING, gp.as_ptr() as usize, Ordering::AcqRel, Ordering::Acquire)
+                        .compare_exchange(
+                            RUNNING,
+                            gp.as_ptr() as usize,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
                         .is_ok()
                 });
                 if self.state.load(Ordering::Acquire) != DONE {
@@ -145,7 +152,10 @@ impl<T> JoinHandle<T> {
 
 impl<T> std::fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JoinHandle").field("id", &self.id).field("finished", &self.is_finished()).finish()
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id)
+            .field("finished", &self.is_finished())
+            .finish()
     }
 }
 
@@ -208,7 +218,11 @@ impl Builder {
             their.complete(r);
         };
         let id = newproc::newproc(body, self.name.map(String::into_boxed_str), size)?;
-        Ok(JoinHandle { packet, id, _not_sync: PhantomData })
+        Ok(JoinHandle {
+            packet,
+            id,
+            _not_sync: PhantomData,
+        })
     }
 }
 

@@ -81,7 +81,9 @@ pub(crate) fn wakep() {
         return;
     }
     if load(&s.nmspinning) != 0
-        || s.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err()
+        || s.nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
     {
         return;
     }
@@ -159,7 +161,9 @@ pub(crate) fn handoffp(pp: usize) {
         return;
     }
     if load(&s.nmspinning) + load(&s.npidle) == 0
-        && s.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        && s.nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     {
         startm(Some(pp), true);
         return;

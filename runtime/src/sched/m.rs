@@ -32,7 +32,10 @@ pub(crate) struct Note {
 
 impl Note {
     fn new() -> Note {
-        Note { notified: AtomicBool::new(false), thread: OnceLock::new() }
+        Note {
+            notified: AtomicBool::new(false),
+            thread: OnceLock::new(),
+        }
     }
 
     /// Sleep until woken (or spuriously). Only the owning thread calls this.

@@ -18,7 +18,7 @@ use corosensei::{Coroutine, Yielder};
 use super::g::{GRef, MRef, Suspend, G_DEAD, G_RUNNABLE};
 use super::globrunq::globrunqput;
 use super::idle::wakep;
-use super::p::{P, GFREE_LOCAL_MAX};
+use super::p::{GFREE_LOCAL_MAX, P};
 use super::park::runqput_here;
 use super::{context, sched};
 use crate::stack::GuardedStack;
@@ -39,7 +39,9 @@ where
     let pp = context::current_p();
     let gp = gfget(pp, stack_size)?;
     // SAFETY: gp came off a free list or was just created: this thread owns it.
-    let stack = unsafe { gp.stack_mut() }.take().expect("free G without a stack");
+    let stack = unsafe { gp.stack_mut() }
+        .take()
+        .expect("free G without a stack");
     let g = gp.g();
     g.guard.set(stack.guard_range());
     g.stack_size.set(stack.usable());
@@ -97,7 +99,9 @@ fn gfget(pp: Option<&P>, size: usize) -> io::Result<GRef> {
 pub(crate) fn gdestroy(gp: GRef) {
     let s = sched();
     // SAFETY: the M that ran gp to completion owns it.
-    let coro = unsafe { gp.coro_mut() }.take().expect("gdestroy: G without a coroutine");
+    let coro = unsafe { gp.coro_mut() }
+        .take()
+        .expect("gdestroy: G without a coroutine");
     let stack = coro.into_stack();
     gp.set_status(G_DEAD);
     // SAFETY: we own gp.

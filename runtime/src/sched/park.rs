@@ -66,7 +66,10 @@ where
     }
 
     let mut commit = ManuallyDrop::new(commit);
-    let req = Commit { call: call::<F>, data: &mut *commit as *mut F as *mut () };
+    let req = Commit {
+        call: call::<F>,
+        data: &mut *commit as *mut F as *mut (),
+    };
     // SAFETY: the yielder was recorded by this G's entry function and lives as long as the
     // coroutine; we are running on that coroutine's stack.
     let yielder = unsafe { &*gp.g().yielder.get() };
@@ -129,7 +132,9 @@ where
     F: FnOnce(GRef) -> bool,
 {
     let m = context::current_m().expect("weft: coroutine running outside an M");
-    gp.g().blocked_m.store(m as *const _ as *mut _, Ordering::Release);
+    gp.g()
+        .blocked_m
+        .store(m as *const _ as *mut _, Ordering::Release);
     gp.set_status(G_BLOCKED_OS);
     let pp = releasep(m);
     handoffp(pp);

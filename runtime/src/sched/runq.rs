@@ -46,7 +46,9 @@ impl<T> Overflow<T> {
     /// The items of the batch, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = NonNull<T>> + '_ {
         // Every slot was filled from a non-null queue item by `put_slow`.
-        self.items.iter().map(|&p| NonNull::new(p).expect("overflow batch is full"))
+        self.items
+            .iter()
+            .map(|&p| NonNull::new(p).expect("overflow batch is full"))
     }
 }
 
@@ -80,7 +82,9 @@ impl<T> RunQueue<T> {
         RunQueue {
             head: AtomicU32::new(0),
             tail: AtomicU32::new(0),
-            slots: (0..RUNQ_CAP).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            slots: (0..RUNQ_CAP)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
             runnext: AtomicPtr::new(ptr::null_mut()),
         }
     }
@@ -99,7 +103,8 @@ impl<T> RunQueue<T> {
             // this keeps len() <= CAP for the tests).
             if self.head.load(Ordering::Acquire) == h {
                 let n = t.wrapping_sub(h) as usize;
-                return n.min(RUNQ_CAP) + usize::from(!self.runnext.load(Ordering::Acquire).is_null());
+                return n.min(RUNQ_CAP)
+                    + usize::from(!self.runnext.load(Ordering::Acquire).is_null());
             }
         }
     }
@@ -162,14 +167,23 @@ impl<T> RunQueue<T> {
 
     /// Owner only: the ring is full; claim half of it for the global queue (Go: `runqputslow`).
     fn put_slow(&self, item: NonNull<T>, h: u32, t: u32) -> Option<Overflow<T>> {
-        debug_assert_eq!(t.wrapping_sub(h) as usize, RUNQ_CAP, "put_slow on a queue that is not full");
+        debug_assert_eq!(
+            t.wrapping_sub(h) as usize,
+            RUNQ_CAP,
+            "put_slow on a queue that is not full"
+        );
         let mut items = [ptr::null_mut(); RUNQ_HALF + 1];
         for (i, slot) in items.iter_mut().take(RUNQ_HALF).enumerate() {
             *slot = self.slot(h.wrapping_add(i as u32)).load(Ordering::Relaxed);
         }
         if self
             .head
-            .compare_exchange(h, h.wrapping_add(RUNQ_HALF as u32), Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                h,
+                h.wrapping_add(RUNQ_HALF as u32),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_err()
         {
             return None;
@@ -287,7 +301,12 @@ impl<T> RunQueue<T> {
                     if !next.is_null()
                         && self
                             .runnext
-                            .compare_exchange(next, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+                            .compare_exchange(
+                                next,
+                                ptr::null_mut(),
+                                Ordering::AcqRel,
+                                Ordering::Relaxed,
+                            )
                             .is_ok()
                     {
                         dst.slot(dt).store(next, Ordering::Relaxed);
@@ -351,12 +370,20 @@ mod tests {
         q.put(item(1), false);
         q.put(item(2), true);
         q.put(item(3), true); // kicks 2 to the tail
-        let order: Vec<usize> = std::iter::from_fn(|| q.get(true)).map(|(p, _)| take(p)).collect();
+        let order: Vec<usize> = std::iter::from_fn(|| q.get(true))
+            .map(|(p, _)| take(p))
+            .collect();
         assert_eq!(order, vec![3, 1, 2]);
         q.put(item(4), false);
         q.put(item(5), true);
-        let order: Vec<usize> = std::iter::from_fn(|| q.get(false)).map(|(p, _)| take(p)).collect();
-        assert_eq!(order, vec![4, 5], "without prefer_runnext the ring comes first");
+        let order: Vec<usize> = std::iter::from_fn(|| q.get(false))
+            .map(|(p, _)| take(p))
+            .collect();
+        assert_eq!(
+            order,
+            vec![4, 5],
+            "without prefer_runnext the ring comes first"
+        );
     }
 
     #[test]

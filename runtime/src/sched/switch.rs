@@ -25,10 +25,13 @@ pub(crate) fn execute(m: &'static M, gp: GRef, inherit: bool) {
     {
         let pp = m.p().expect("execute: M holds no P");
         if inherit {
-            pp.runnext_streak.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            pp.runnext_streak
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else {
-            pp.runnext_streak.store(0, std::sync::atomic::Ordering::Relaxed);
-            pp.schedtick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            pp.runnext_streak
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            pp.schedtick
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
     gp.set_status(G_RUNNING);
@@ -36,7 +39,9 @@ pub(crate) fn execute(m: &'static M, gp: GRef, inherit: bool) {
         context::set_current_g(Some(gp));
         // SAFETY: this M owns gp (it took it from a run queue); the coroutine is not referenced
         // anywhere else while it runs, and the G's own code never touches `coro`.
-        let coro = unsafe { gp.coro_mut() }.as_mut().expect("execute: G without a coroutine");
+        let coro = unsafe { gp.coro_mut() }
+            .as_mut()
+            .expect("execute: G without a coroutine");
         let r = coro.resume(m);
         context::set_current_g(None);
         match r {

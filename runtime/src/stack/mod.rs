@@ -95,7 +95,11 @@ pub(crate) fn init_budget(max_stacks: Option<usize>) {
             .ok()
             .and_then(|s| s.trim().parse::<usize>().ok());
         match max_stacks {
-            Some(n) => Budget { max_stacks: n, max_map_count, overridden: true },
+            Some(n) => Budget {
+                max_stacks: n,
+                max_map_count,
+                overridden: true,
+            },
             None => {
                 let current = std::fs::read_to_string("/proc/self/maps")
                     .map(|s| s.lines().count())
@@ -103,7 +107,11 @@ pub(crate) fn init_budget(max_stacks: Option<usize>) {
                 // Without a readable limit (not Linux, or /proc hidden) assume the kernel default.
                 let limit = max_map_count.unwrap_or(65530);
                 let spare = limit.saturating_sub(current + HEADROOM_MAPS);
-                Budget { max_stacks: spare / MAPS_PER_STACK, max_map_count, overridden: false }
+                Budget {
+                    max_stacks: spare / MAPS_PER_STACK,
+                    max_map_count,
+                    overridden: false,
+                }
             }
         }
     });
@@ -174,7 +182,10 @@ impl GuardedStack {
                 MAPPED.fetch_sub(1, Ordering::Relaxed);
                 Err(io::Error::new(
                     e.kind(),
-                    format!("weft: cannot map a {} KiB coroutine stack: {e}", usable / 1024),
+                    format!(
+                        "weft: cannot map a {} KiB coroutine stack: {e}",
+                        usable / 1024
+                    ),
                 ))
             }
         }
@@ -205,7 +216,10 @@ impl GuardedStack {
             unsafe { libc::munmap(p, len) };
             return Err(e);
         }
-        Ok(GuardedStack { mapping: p as usize, len })
+        Ok(GuardedStack {
+            mapping: p as usize,
+            len,
+        })
     }
 
     /// Usable bytes (the mapping minus the guard page).
@@ -248,7 +262,10 @@ mod tests {
     #[test]
     fn rounding_applies_floor_and_pages() {
         assert_eq!(round_stack_size(0), MIN_STACK_SIZE);
-        assert_eq!(round_stack_size(MIN_STACK_SIZE + 1), MIN_STACK_SIZE + page_size());
+        assert_eq!(
+            round_stack_size(MIN_STACK_SIZE + 1),
+            MIN_STACK_SIZE + page_size()
+        );
         assert_eq!(round_stack_size(DEFAULT_STACK_SIZE), DEFAULT_STACK_SIZE);
     }
 

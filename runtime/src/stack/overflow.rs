@@ -158,7 +158,10 @@ struct Buf {
 
 impl Buf {
     fn new() -> Self {
-        Buf { data: [0; 512], len: 0 }
+        Buf {
+            data: [0; 512],
+            len: 0,
+        }
     }
 
     fn push(&mut self, s: &[u8]) {

@@ -1,0 +1,9 @@
+//! Protocol tests and loom models of the runtime's lock-free state machines.
+//!
+//! Run the loom models with
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p weft-runtime --release --lib`
+//! (a separate target directory is worth it: `CARGO_TARGET_DIR=target/loom`). Under `cfg(loom)`
+//! only the pure state machines are compiled; see `loom.rs`.
+
+#[cfg(loom)]
+mod loom_runq;
