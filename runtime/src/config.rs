@@ -40,8 +40,8 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
 ///
 /// ```
 /// // Must run before anything else starts the runtime in this process.
-/// weft::Config::new().max_procs(2).stack_size(128 * 1024).apply().unwrap();
-/// assert_eq!(weft::max_procs(), 2);
+/// weft_runtime::Config::new().max_procs(2).stack_size(128 * 1024).apply().unwrap();
+/// assert_eq!(weft_runtime::max_procs(), 2);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Config {

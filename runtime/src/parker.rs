@@ -47,16 +47,16 @@ impl Token {
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::sync::Arc;
 ///
-/// weft::run(|| {
+/// weft_runtime::run(|| {
 ///     let flag = Arc::new(AtomicBool::new(false));
-///     let me = weft::current().expect("inside a coroutine");
+///     let me = weft_runtime::current().expect("inside a coroutine");
 ///     let f = flag.clone();
-///     weft::go!(move || {
+///     weft_runtime::go!(move || {
 ///         f.store(true, Ordering::Release);
 ///         me.unpark();
 ///     });
 ///     while !flag.load(Ordering::Acquire) {
-///         weft::park();
+///         weft_runtime::park();
 ///     }
 /// });
 /// ```
@@ -102,8 +102,8 @@ impl Coroutine {
 /// A handle to the calling G, or `None` on a plain thread.
 ///
 /// ```
-/// assert!(weft::current().is_none());
-/// let id = weft::run(|| weft::current().unwrap().id());
+/// assert!(weft_runtime::current().is_none());
+/// let id = weft_runtime::run(|| weft_runtime::current().unwrap().id());
 /// assert!(id > 0);
 /// ```
 pub fn current() -> Option<Coroutine> {

@@ -114,7 +114,7 @@ impl<T> Packet<T> {
 /// Dropping the handle detaches the G, which keeps running.
 ///
 /// ```
-/// let h = weft::spawn(|| 6 * 7);
+/// let h = weft_runtime::spawn(|| 6 * 7);
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
 pub struct JoinHandle<T> {
@@ -132,7 +132,7 @@ impl<T> JoinHandle<T> {
     /// Inside a G this parks only the calling G; on a plain OS thread it blocks the thread.
     ///
     /// ```
-    /// let h = weft::spawn(|| -> u32 { panic!("boom") });
+    /// let h = weft_runtime::spawn(|| -> u32 { panic!("boom") });
     /// assert!(h.join().is_err());
     /// ```
     pub fn join(self) -> thread::Result<T> {
@@ -162,7 +162,7 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 /// Configuration for a new G: the shape of `std::thread::Builder`.
 ///
 /// ```
-/// let h = weft::Builder::new()
+/// let h = weft_runtime::Builder::new()
 ///     .name("worker".into())
 ///     .stack_size(64 * 1024)
 ///     .spawn(|| "done")
@@ -229,7 +229,7 @@ impl Builder {
 /// Spawn a G running `f` and return its handle (the shape of `std::thread::spawn`).
 ///
 /// ```
-/// let hs: Vec<_> = (0..10u64).map(|i| weft::spawn(move || i * i)).collect();
+/// let hs: Vec<_> = (0..10u64).map(|i| weft_runtime::spawn(move || i * i)).collect();
 /// let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
 /// assert_eq!(sum, 285);
 /// ```
@@ -251,8 +251,8 @@ where
 /// its panic on this thread.
 ///
 /// ```
-/// let v = weft::run(|| {
-///     let h = weft::go!(|| 1 + 1);
+/// let v = weft_runtime::run(|| {
+///     let h = weft_runtime::go!(|| 1 + 1);
 ///     h.join().unwrap() * 10
 /// });
 /// assert_eq!(v, 20);
@@ -272,10 +272,10 @@ where
 /// On a plain thread it yields the OS thread.
 ///
 /// ```
-/// weft::run(|| {
-///     let other = weft::spawn(|| 7);
+/// weft_runtime::run(|| {
+///     let other = weft_runtime::spawn(|| 7);
 ///     while !other.is_finished() {
-///         weft::yield_now();
+///         weft_runtime::yield_now();
 ///     }
 ///     assert_eq!(other.join().unwrap(), 7);
 /// });
@@ -287,7 +287,7 @@ pub fn yield_now() {
 /// Spawn a G: `go!(move || ...)` is [`spawn`]`(move || ...)`, returning its [`JoinHandle`].
 ///
 /// ```
-/// let h = weft::go!(move || "hello from a coroutine");
+/// let h = weft_runtime::go!(move || "hello from a coroutine");
 /// assert_eq!(h.join().unwrap(), "hello from a coroutine");
 /// ```
 #[macro_export]
