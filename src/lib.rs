@@ -29,3 +29,8 @@ pub use weft_runtime::{
 
 /// Sockets over the runtime (the netpoller arrives with the next milestone).
 pub use weft_net as net;
+
+/// The README's example is compiled and run as a doc test, so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
