@@ -48,10 +48,9 @@ impl Note {
     /// Wake the owning thread.
     pub(crate) fn wakeup(&self) {
         self.notified.store(true, Ordering::Release);
-        match self.thread.get() {
-            Some(t) => t.unpark(),
-            // Not yet started: it will see the flag when it first sleeps.
-            None => {}
+        // Not yet started: it will see the flag when it first sleeps.
+        if let Some(t) = self.thread.get() {
+            t.unpark();
         }
     }
 }

@@ -516,34 +516,22 @@ mod tests {
                         Op::Put | Op::PutNext => {
                             let v = counter;
                             counter += 1;
-                            let mut pending = v;
-                            if matches!(op, Op::PutNext) {
-                                match next.replace(v) {
-                                    None => { prop_assert!(q.put(item(v), true).is_none()); continue; }
-                                    Some(old) => pending = old,
-                                }
-                                let res = q.put(item(v), true);
-                                if ring.len() == RUNQ_CAP {
+                            let next_put = matches!(op, Op::PutNext);
+                            // The item that lands in the ring: v itself, or the runnext item v kicks out.
+                            let to_ring = if next_put { next.replace(v) } else { Some(v) };
+                            let res = q.put(item(v), next_put);
+                            match to_ring {
+                                None => prop_assert!(res.is_none()),
+                                Some(r) if ring.len() == RUNQ_CAP => {
                                     let got: Vec<usize> = res.expect("overflow").iter().map(take).collect();
                                     let mut want: Vec<usize> = ring.drain(..RUNQ_HALF).collect();
-                                    want.push(pending);
+                                    want.push(r);
                                     prop_assert_eq!(&got, &want);
                                     global.extend(got);
-                                } else {
-                                    prop_assert!(res.is_none());
-                                    ring.push_back(pending);
                                 }
-                            } else {
-                                let res = q.put(item(v), false);
-                                if ring.len() == RUNQ_CAP {
-                                    let got: Vec<usize> = res.expect("overflow").iter().map(take).collect();
-                                    let mut want: Vec<usize> = ring.drain(..RUNQ_HALF).collect();
-                                    want.push(v);
-                                    prop_assert_eq!(&got, &want);
-                                    global.extend(got);
-                                } else {
+                                Some(r) => {
                                     prop_assert!(res.is_none());
-                                    ring.push_back(v);
+                                    ring.push_back(r);
                                 }
                             }
                         }
