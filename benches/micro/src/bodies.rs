@@ -1,0 +1,181 @@
+//! The benchmark bodies, shared by `bench-weft` (the micro harness, `main.rs`) and the criterion
+//! benches (`benches/sched.rs`, which includes this file with `#[path]`), so both measure exactly
+//! the same code.
+//!
+//! Each body runs inside a G, performs `n` ops and returns the wall time it measured itself: from
+//! before it creates its helper Gs until it has waited for the last of them (the rules of
+//! `../shared/bench/micro/README.md`). Entering the runtime ([`in_weft`]) is not timed.
+//!
+//! weft has no channels or mutexes yet, so the handoffs below are built on the public
+//! `park()` / `Coroutine::unpark()` pair plus an atomic: that is the runtime's park/ready round
+//! trip with nothing on top (Go's channels and may's semaphore add their own bookkeeping to it).
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use weft::{current, go, park, yield_now, Coroutine};
+
+/// Gs spawned by `create_goroutines` before it waits for them all (the harness's constant).
+pub const SPAWN_BATCH: u64 = 1000;
+
+/// [`Handoff`] slot value meaning "nothing in it". Benchmark values are below `n` ≤ 1e9.
+const EMPTY: u64 = u64::MAX;
+/// [`Handoff`] value telling the `ping_pong` partner to exit (Go: `close(ping)`).
+const CLOSED: u64 = u64::MAX - 1;
+
+/// Part `k` (0-based) of `n` ops split into `parts` nearly equal parts (the harness's `share`).
+pub fn share(n: u64, parts: u64, k: u64) -> u64 {
+    n / parts + u64::from(k < n % parts)
+}
+
+/// Runs `body(n)` as the main G of a `weft::run` and returns the time the body measured.
+pub fn in_weft(n: u64, body: fn(u64) -> Duration) -> Duration {
+    weft::run(move || body(n))
+}
+
+/// The current G's handle; every body runs inside a G.
+fn me() -> Coroutine {
+    current().expect("benchmark bodies run inside a G")
+}
+
+/// Batches of [`SPAWN_BATCH`] detached no-op Gs. The counter is set to the batch size first (Go:
+/// `wg.Add(batch)`); each G decrements it and the one that brings it to 0 unparks the spawner,
+/// which parks until the counter is 0 (Go: `wg.Wait()`; may: a semaphore). One op = one G.
+pub fn create_goroutines(n: u64) -> Duration {
+    struct Wg {
+        /// Gs of the current batch still running. Set by the spawner while it is 0 (no G of
+        /// this batch alive yet); decremented (AcqRel) by each G; the spawner's Acquire load of
+        /// 0 pairs with the last decrement.
+        left: AtomicU64,
+        /// The spawner, unparked by the G that brings `left` to 0.
+        waiter: Coroutine,
+    }
+    let start = Instant::now();
+    let wg = Arc::new(Wg {
+        left: AtomicU64::new(0),
+        waiter: me(),
+    });
+    let mut done = 0;
+    while done < n {
+        let b = SPAWN_BATCH.min(n - done);
+        wg.left.store(b, Ordering::Relaxed);
+        for _ in 0..b {
+            let wg = wg.clone();
+            // The JoinHandle is dropped: the G runs detached.
+            go!(move || {
+                if wg.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    wg.waiter.unpark();
+                }
+            });
+        }
+        // A late unpark from the previous batch can make one park return early: re-check.
+        while wg.left.load(Ordering::Acquire) != 0 {
+            park();
+        }
+        done += b;
+    }
+    start.elapsed()
+}
+
+/// Spawn one G returning i and join it (its JoinHandle carries the result). One op = one
+/// spawn + join; at most one spawned G is alive at a time.
+pub fn spawn_join_one(n: u64) -> Duration {
+    let start = Instant::now();
+    let mut sum = 0u64;
+    for i in 0..n {
+        sum = sum.wrapping_add(go!(move || i).join().expect("no panic"));
+    }
+    black_box(sum);
+    start.elapsed()
+}
+
+/// A one-value mailbox with one receiving G: the unbuffered channel of `ping_pong`, reduced to
+/// park/ready. The sender stores the value (Release) and unparks the receiver; the receiver
+/// swaps it out (Acquire) and parks while the slot is empty.
+struct Handoff {
+    /// The value in flight, or [`EMPTY`].
+    val: AtomicU64,
+    /// The receiving G; set once, before any value is sent.
+    receiver: OnceLock<Coroutine>,
+}
+
+impl Handoff {
+    fn new() -> Handoff {
+        Handoff {
+            val: AtomicU64::new(EMPTY),
+            receiver: OnceLock::new(),
+        }
+    }
+
+    /// Hand `v` to the receiver. With one value in flight the slot is always empty here.
+    fn send(&self, v: u64) {
+        self.val.store(v, Ordering::Release);
+        self.receiver.get().expect("receiver registered").unpark();
+    }
+
+    /// Wait for a value and take it. `park` may return early (a token left over from a send
+    /// that found us running), so loop.
+    fn recv(&self) -> u64 {
+        loop {
+            let v = self.val.swap(EMPTY, Ordering::Acquire);
+            if v != EMPTY {
+                return v;
+            }
+            park();
+        }
+    }
+}
+
+/// Round trips with a partner G: this G sends i on `ping`, the partner sends it back on `pong`,
+/// this G checks it. At the end `ping` carries [`CLOSED`] and the partner exits and is joined.
+/// One op = one round trip = two park/ready handoffs.
+pub fn ping_pong(n: u64) -> Duration {
+    let start = Instant::now();
+    let ping = Arc::new(Handoff::new());
+    let pong = Arc::new(Handoff::new());
+    let _ = pong.receiver.set(me());
+    let partner = {
+        let (ping, pong) = (ping.clone(), pong.clone());
+        go!(move || {
+            let _ = ping.receiver.set(me());
+            // Tell the body we are registered (the first pong.send wakes it).
+            pong.receiver.get().expect("set before spawn").unpark();
+            loop {
+                let v = ping.recv();
+                if v == CLOSED {
+                    break;
+                }
+                pong.send(v);
+            }
+        })
+    };
+    while ping.receiver.get().is_none() {
+        park();
+    }
+    for i in 0..n {
+        ping.send(i);
+        assert_eq!(pong.recv(), i, "ping_pong: wrong value back");
+    }
+    ping.send(CLOSED);
+    partner.join().expect("no panic");
+    start.elapsed()
+}
+
+/// This G and one partner each call `yield_now` half of n times; then the partner is joined.
+/// One op = one yield (of either G).
+pub fn yield_many(n: u64) -> Duration {
+    let start = Instant::now();
+    let theirs = share(n, 2, 1);
+    let partner = go!(move || {
+        for _ in 0..theirs {
+            yield_now();
+        }
+    });
+    for _ in 0..share(n, 2, 0) {
+        yield_now();
+    }
+    partner.join().expect("no panic");
+    start.elapsed()
+}

@@ -1,0 +1,35 @@
+//! The micro-benchmarks of `../shared/bench/micro` (see its README) on weft.
+//!
+//! `weft::Config::new().max_procs(--workers)` is applied before the runtime starts; everything
+//! else is weft's default (256 KiB guarded stacks from the pool). Each benchmark body runs as the
+//! main G of a `weft::run` from the main thread, which only waits for it; the bodies are in
+//! `bodies.rs`, shared with the criterion benches (`benches/sched.rs`).
+//!
+//! Only the four scheduler benchmarks exist so far: weft has no channels or mutexes yet, so
+//! `chan_*` and `mutex_contended` are absent (the harness skips names it does not know, and the
+//! combined table shows "—" for them).
+
+mod bodies;
+
+use bodies::{create_goroutines, in_weft, ping_pong, spawn_join_one, yield_many};
+use harness::Bench;
+
+fn benches() -> Vec<Bench<'static>> {
+    vec![
+        Bench::new("create_goroutines", |n| in_weft(n, create_goroutines)),
+        Bench::new("spawn_join_one", |n| in_weft(n, spawn_join_one)),
+        Bench::new("ping_pong", |n| in_weft(n, ping_pong)),
+        Bench::new("yield_many", |n| in_weft(n, yield_many)),
+    ]
+}
+
+fn main() {
+    let benches = benches();
+    let names: Vec<&str> = benches.iter().map(|b| b.name).collect();
+    let opts = harness::parse_args("weft", &names);
+    if let Err(e) = weft::Config::new().max_procs(opts.workers).apply() {
+        eprintln!("bench-weft: {e}");
+        std::process::exit(2);
+    }
+    harness::run_all(&opts, &benches);
+}
