@@ -8,7 +8,7 @@
 use std::io;
 use std::sync::Mutex;
 
-use crate::stack::{round_stack_size, DEFAULT_STACK_SIZE};
+use crate::stack::{round_stack_size, DEFAULT_STACK_SIZE, MAX_STACK_SIZE};
 
 /// Upper bound on the number of Ps (Go: `_MaxGomaxprocs` is 1024 too).
 pub const MAX_PROCS_LIMIT: usize = 1024;
@@ -64,7 +64,7 @@ impl Config {
     }
 
     /// Default usable stack size of a G in bytes (env `WEFT_STACK_SIZE`; default 256 KiB).
-    /// Rounded up to whole pages and to the 16 KiB floor.
+    /// Rounded up to whole pages and to the 16 KiB floor; at most 1 GiB.
     pub fn stack_size(mut self, bytes: usize) -> Config {
         self.stack_size = Some(bytes);
         self
@@ -80,7 +80,8 @@ impl Config {
     /// Store these settings for the runtime to start with.
     ///
     /// # Errors
-    /// `InvalidInput` for a value out of range (`max_procs` 0 or above 1024, `max_stacks` 0);
+    /// `InvalidInput` for a value out of range (`max_procs` 0 or above 1024, `stack_size` above
+    /// 1 GiB, `max_stacks` 0);
     /// `AlreadyExists` when the runtime is already running, since the settings are fixed then.
     pub fn apply(self) -> io::Result<()> {
         if let Some(n) = self.max_procs {
@@ -90,6 +91,9 @@ impl Config {
                     format!("weft: max_procs must be between 1 and {MAX_PROCS_LIMIT}, got {n}"),
                 ));
             }
+        }
+        if let Some(b) = self.stack_size {
+            round_stack_size(b)?;
         }
         if self.max_stacks == Some(0) {
             return Err(io::Error::new(
@@ -136,8 +140,9 @@ pub(crate) fn take_for_start() -> Settings {
         .min(MAX_PROCS_LIMIT);
     let stack_size = c
         .stack_size
-        .or_else(|| env_usize("WEFT_STACK_SIZE", 1 << 30))
-        .map_or(DEFAULT_STACK_SIZE, round_stack_size);
+        .or_else(|| env_usize("WEFT_STACK_SIZE", MAX_STACK_SIZE))
+        .and_then(|b| round_stack_size(b).ok())
+        .unwrap_or(DEFAULT_STACK_SIZE);
     let max_stacks = c
         .max_stacks
         .or_else(|| env_usize("WEFT_MAX_STACKS", usize::MAX));

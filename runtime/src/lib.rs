@@ -73,7 +73,7 @@ pub use parker::{current, park, Coroutine};
 #[cfg(not(loom))]
 pub use spawn::{run, spawn, yield_now, Builder, JoinHandle};
 #[cfg(not(loom))]
-pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 
 /// Number of Ps: how many Gs run in parallel (Go: `runtime.GOMAXPROCS(0)`). Starts the runtime.
 ///

@@ -18,16 +18,20 @@ use std::backtrace::{Backtrace, BacktraceStatus};
 use std::io::Write;
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
 
 use crate::sched::context;
 
-/// Install the hook (once, when the runtime starts).
+/// Install the hook (once per process; every M calls this before running its first G).
 pub(crate) fn install_hook() {
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| match context::current_g() {
-        Some(gp) => report(gp.name().unwrap_or("<unnamed>"), gp.id(), info),
-        None => prev(info),
-    }));
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| match context::current_g() {
+            Some(gp) => report(gp.name().unwrap_or("<unnamed>"), gp.id(), info),
+            None => prev(info),
+        }));
+    });
 }
 
 fn report(name: &str, id: u64, info: &PanicHookInfo<'_>) {

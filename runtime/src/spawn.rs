@@ -23,7 +23,6 @@
 
 use std::cell::UnsafeCell;
 use std::io;
-use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -120,22 +119,27 @@ impl<T> Packet<T> {
 pub struct JoinHandle<T> {
     packet: Arc<Packet<T>>,
     id: u64,
-    _not_sync: PhantomData<*const ()>,
 }
-
-// SAFETY: a JoinHandle only moves the right to wait; the packet is Sync for T: Send.
-unsafe impl<T: Send> Send for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
     /// Wait for the G to finish and return its result, or the payload of its panic as `Err`.
     ///
     /// Inside a G this parks only the calling G; on a plain OS thread it blocks the thread.
     ///
+    /// # Panics
+    /// When a G joins its own handle, which could never return (std panics likewise).
+    ///
     /// ```
     /// let h = weft_runtime::spawn(|| -> u32 { panic!("boom") });
     /// assert!(h.join().is_err());
     /// ```
     pub fn join(self) -> thread::Result<T> {
+        if crate::current_id() == Some(self.id) {
+            panic!(
+                "weft: coroutine #{} tried to join itself, which would deadlock",
+                self.id
+            );
+        }
         self.packet.wait()
     }
 
@@ -187,8 +191,9 @@ impl Builder {
         self
     }
 
-    /// Usable stack size in bytes, rounded up to whole pages and to the 16 KiB floor. A G whose
-    /// stack overflows aborts the process with a message naming it.
+    /// Usable stack size in bytes, rounded up to whole pages and to the 16 KiB floor (at most
+    /// 1 GiB: `spawn` returns `InvalidInput` above). A G whose stack overflows aborts the process
+    /// with a message naming it.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self
@@ -197,6 +202,7 @@ impl Builder {
     /// Spawn a G running `f`, starting the runtime if needed.
     ///
     /// # Errors
+    /// `ErrorKind::InvalidInput` for a stack size above 1 GiB.
     /// `ErrorKind::OutOfMemory` when no stack can be mapped: the stack budget derived from
     /// `vm.max_map_count` is spent (the message names the limit and the sysctl) or the kernel
     /// refused the mapping. Nothing is spawned then.
@@ -205,8 +211,10 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let s = sched();
-        let size = self.stack_size.map_or(s.default_stack, round_stack_size);
+        let size = match self.stack_size {
+            Some(b) => round_stack_size(b)?,
+            None => sched().default_stack,
+        };
         let packet = Arc::new(Packet {
             state: AtomicUsize::new(RUNNING),
             result: UnsafeCell::new(None),
@@ -218,11 +226,7 @@ impl Builder {
             their.complete(r);
         };
         let id = newproc::newproc(body, self.name.map(String::into_boxed_str), size)?;
-        Ok(JoinHandle {
-            packet,
-            id,
-            _not_sync: PhantomData,
-        })
+        Ok(JoinHandle { packet, id })
     }
 }
 

@@ -36,6 +36,7 @@ pub(crate) fn releasep(m: &M) -> usize {
 /// Called with the lock held.
 pub(crate) fn pidleput(l: &mut Locked, pp: usize) {
     if let Some(m) = l.pwait.pop_front() {
+        sched().npwait.fetch_sub(1, Ordering::SeqCst);
         m.nextp.store(pp, Ordering::Release);
         m.note.wakeup();
         return;
@@ -177,6 +178,23 @@ pub(crate) fn handoffp(pp: usize) {
     pidleput(&mut l, pp);
 }
 
+/// Between two Gs: if an M waits for a P to finish an unwinding G (`acquirep_wait`), give it
+/// ours (with its run queue) and sleep. Such an M cannot wait for a P to fall idle: while every P
+/// has work, none ever does. Returns after `m` holds a P again.
+pub(crate) fn handoff_to_waiter(m: &'static M) {
+    let s = sched();
+    let waiter = {
+        let mut l = s.lock();
+        let Some(w) = l.pwait.pop_front() else { return };
+        s.npwait.fetch_sub(1, Ordering::SeqCst);
+        let pp = releasep(m);
+        w.nextp.store(pp, Ordering::Release);
+        w
+    };
+    waiter.note.wakeup();
+    stopm(m);
+}
+
 /// `m` holds no P but must go on running its current G on this thread (a G that parked while
 /// unwinding): take an idle P, or wait until one is released (Go: `exitsyscall`'s slow path,
 /// minus the option to move the G elsewhere, which an unwinding stack must not do).
@@ -190,6 +208,7 @@ pub(crate) fn acquirep_wait(m: &'static M) {
             return;
         }
         l.pwait.push_back(m);
+        s.npwait.fetch_add(1, Ordering::SeqCst);
     }
     loop {
         m.note.sleep();

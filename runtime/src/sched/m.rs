@@ -128,6 +128,9 @@ fn mstart(m: &'static M) -> ! {
     let _ = m.note.thread.set(std::thread::current());
     context::set_current_m(m);
     crate::stack::overflow::install_altstack();
+    // Here, not when the runtime starts: the starting thread may be unwinding (a destructor that
+    // spawns), and std forbids touching the hook then. A fresh M never is, and Gs run only on Ms.
+    crate::panic::install_hook();
     let pp = m.nextp.swap(NO_P, Ordering::Acquire);
     idle::acquirep(m, pp);
     // A panic here is a bug in the runtime, not in user code (user panics are caught at the
@@ -147,6 +150,9 @@ fn mstart(m: &'static M) -> ! {
 
 /// One round of scheduling: find a runnable G and run it until it switches back (Go: `schedule`).
 fn schedule(m: &'static M) {
+    if super::load(&sched().npwait) > 0 {
+        idle::handoff_to_waiter(m);
+    }
     let (gp, inherit) = findrunnable::findrunnable(m);
     // This M found work: if it was spinning, stop, and make sure another M spins in its place
     // when there may be more work (rule 2 of the protocol in mod.rs).

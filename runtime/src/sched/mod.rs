@@ -118,6 +118,9 @@ pub(crate) struct Sched {
     pub(crate) nmspinning: AtomicUsize,
     /// Set when a spinning M found work but no idle P for it (see the module doc, rule 3).
     pub(crate) needspinning: AtomicBool,
+    /// Length of `Locked::pwait` (Ms that must get a P to finish an unwinding G). Written under
+    /// `lock`; read by every M between two Gs, which then hands its P over.
+    pub(crate) npwait: AtomicUsize,
     /// Ms created so far (ids).
     pub(crate) mcount: AtomicUsize,
     /// Next G id.
@@ -162,7 +165,6 @@ fn start() -> &'static Sched {
         let cfg: Settings = crate::config::take_for_start();
         crate::stack::init_budget(cfg.max_stacks);
         crate::stack::overflow::install_handler();
-        crate::panic::install_hook();
         let ps: Box<[P]> = (0..cfg.max_procs).map(P::new).collect();
         Sched {
             default_stack: cfg.stack_size,
@@ -177,6 +179,7 @@ fn start() -> &'static Sched {
             npidle: AtomicUsize::new(ps.len()),
             nmspinning: AtomicUsize::new(0),
             needspinning: AtomicBool::new(false),
+            npwait: AtomicUsize::new(0),
             mcount: AtomicUsize::new(0),
             goidgen: AtomicU64::new(1),
             ngoroutines: AtomicUsize::new(0),
@@ -208,7 +211,7 @@ pub(crate) fn fatal(msg: std::fmt::Arguments<'_>) -> ! {
     std::process::abort();
 }
 
-/// Relaxed load helper used by counters that are only hints.
+/// SeqCst load of a scheduler counter (the protocol's fences pair with these loads).
 pub(crate) fn load(a: &AtomicUsize) -> usize {
     a.load(Ordering::SeqCst)
 }

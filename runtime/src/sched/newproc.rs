@@ -2,7 +2,8 @@
 //!
 //! A dead G keeps its stack and goes on a free list: the P's own (`P::gfree`, up to
 //! `GFREE_LOCAL_MAX`, no lock) or, past that, half of it moves to the global one under
-//! `Sched::lock` (at most `GFREE_GLOBAL_MAX`; beyond that the stack is unmapped). A spawn takes a
+//! `Sched::lock` (at most `GFREE_GLOBAL_MAX` or a quarter of the stack budget; beyond that the
+//! stack is unmapped). When the stack budget is spent, a spawn first unmaps cached stacks. A spawn takes a
 //! G from the local list, then the global one, and only then maps a new stack (~10 µs instead of
 //! ~20 ns). Only default-size stacks are recycled; a G with a custom size frees its stack on exit.
 //!
@@ -87,11 +88,45 @@ fn gfget(pp: Option<&P>, size: usize) -> io::Result<GRef> {
             return Ok(gp);
         }
     }
+    if crate::stack::budget_exhausted() {
+        // Dead Gs' cached stacks count against the budget: give some back before failing.
+        evict_cached(pp);
+    }
     let stack = GuardedStack::new(size)?;
     let gp = GRef::alloc();
     // SAFETY: gp was just allocated: we own it.
     unsafe { *gp.stack_mut() = Some(stack) };
     Ok(gp)
+}
+
+/// Unmap the stacks of cached dead Gs (global list first, then `pp`'s own) so that a new stack
+/// fits in the budget.
+fn evict_cached(pp: Option<&P>) {
+    const EVICT_BATCH: usize = 64;
+    let s = sched();
+    let mut victims: Vec<GRef> = {
+        let mut l = s.lock();
+        let from = l.gfree.len().saturating_sub(EVICT_BATCH);
+        l.gfree.drain(from..).collect()
+    };
+    if victims.is_empty() {
+        if let Some(pp) = pp {
+            // SAFETY: the calling thread's M holds pp.
+            let local = unsafe { pp.gfree() };
+            let from = local.len().saturating_sub(EVICT_BATCH);
+            victims.extend(local.drain(from..));
+        }
+    }
+    for g in victims {
+        // SAFETY: dead Gs taken off a free list: we own them and hold their only handles.
+        unsafe { g.free() };
+    }
+}
+
+/// Most dead Gs the global free list keeps: `GFREE_GLOBAL_MAX`, or a quarter of the stack budget
+/// if that is smaller, so that cached stacks never crowd out live ones.
+fn gfree_global_cap() -> usize {
+    GFREE_GLOBAL_MAX.min(crate::stack::max_stacks() / 4)
 }
 
 /// The G returned from its entry function: recycle it (Go: `goexit0` + `gfput`). Runs on the M's
@@ -126,7 +161,7 @@ pub(crate) fn gdestroy(gp: GRef) {
         // Move half to the global list, where other Ps (and plain threads) can reuse them.
         let mut l = s.lock();
         let keep = GFREE_LOCAL_MAX / 2;
-        let room = GFREE_GLOBAL_MAX.saturating_sub(l.gfree.len());
+        let room = gfree_global_cap().saturating_sub(l.gfree.len());
         let moving: Vec<GRef> = local.drain(keep..).collect();
         let mut excess = Vec::new();
         for (i, g) in moving.into_iter().enumerate() {

@@ -42,6 +42,10 @@ use super::{context, fatal};
 /// Park the current G until someone calls [`ready`] on it. `commit` runs on the M's stack after
 /// the switch and publishes the G (see the module doc); return `false` from it to cancel.
 ///
+/// The rule for `commit`: its captures may point only to heap or static data (never to the
+/// parking G's stack), and it must not touch anything after the operation that publishes the G,
+/// since from then on another M may be running the G and the data may be gone.
+///
 /// # Panics
 /// When called outside a G (callers check first).
 #[inline(never)]
@@ -80,18 +84,21 @@ where
 /// Make a parked G runnable (Go: `goready`). Callable from a G, from an M's stack (a commit), or
 /// from a plain thread.
 pub(crate) fn ready(gp: GRef) {
+    // Read everything we need from the G *before* the swap hands it back: once the swap is
+    // visible, its owner may run it to completion and recycle or free it.
+    let blocked_m = gp.g().blocked_m.load(Ordering::Acquire);
+    let id = gp.id();
     let prev = gp.g().status.swap(G_RUNNABLE, Ordering::AcqRel);
     match prev {
         G_WAITING => {}
         G_BLOCKED_OS => {
-            let m = gp.g().blocked_m.load(Ordering::Acquire);
-            // SAFETY: the M set blocked_m to itself before publishing gp; Ms are never freed.
-            unsafe { &*m }.note.wakeup();
+            // SAFETY: the M stored itself in blocked_m before publishing gp (so our load, which
+            // follows our acquisition of gp, saw it); Ms are never freed.
+            unsafe { &*blocked_m }.note.wakeup();
             return;
         }
         other => fatal(format_args!(
-            "ready: coroutine #{} is not waiting (status {other}): it was woken twice",
-            gp.id()
+            "ready: coroutine #{id} is not waiting (status {other}): it was woken twice"
         )),
     }
     runqput_here(gp, true);
@@ -119,7 +126,9 @@ pub(crate) fn yield_now() {
         return;
     };
     if std::thread::panicking() {
-        return; // never switch while unwinding
+        // Never switch while unwinding; let the OS run something else instead.
+        std::thread::yield_now();
+        return;
     }
     // SAFETY: as in `park`.
     let yielder = unsafe { &*gp.g().yielder.get() };

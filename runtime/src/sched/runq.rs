@@ -38,6 +38,7 @@ pub const RUNQ_HALF: usize = RUNQ_CAP / 2;
 
 /// The batch `put` hands back when the ring is full: `RUNQ_HALF` items from the head of the ring
 /// followed by the item that did not fit. The caller must move all of them to the global queue.
+#[must_use = "the batch holds Gs that must be moved to the global queue"]
 pub struct Overflow<T> {
     items: [*mut T; RUNQ_HALF + 1],
 }

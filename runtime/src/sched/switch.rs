@@ -16,6 +16,7 @@ use corosensei::CoroutineResult;
 
 use super::g::{GRef, Suspend, G_RUNNABLE, G_RUNNING, G_WAITING};
 use super::globrunq::globrunqput_batch;
+use super::idle::wakep;
 use super::m::M;
 use super::{context, newproc};
 
@@ -55,6 +56,7 @@ pub(crate) fn execute(m: &'static M, gp: GRef, inherit: bool) {
                 let pp = m.p().expect("execute: M lost its P");
                 if let Some(batch) = pp.runq.put(gp.0, false) {
                     globrunqput_batch(batch);
+                    wakep();
                 }
                 return;
             }

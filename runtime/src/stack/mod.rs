@@ -19,7 +19,7 @@
 //!
 //! A fresh mapping costs ~10 µs here (mmap + mprotect + first-touch fault + munmap) against ~18 ns
 //! for a recycled one, so stacks are never unmapped on the fast path: a dead G keeps its stack on
-//! a per-P free list (`sched/p.rs`) or the global one (`sched/gfree.rs`).
+//! a per-P free list (`sched/p.rs`) or the global one (`sched/newproc.rs`).
 //!
 //! # The budget
 //!
@@ -82,10 +82,22 @@ pub(crate) fn page_size() -> usize {
     })
 }
 
+/// Largest usable stack a G may ask for (Go's maximum stack is 1 GB too).
+pub const MAX_STACK_SIZE: usize = 1 << 30;
+
 /// Round a requested usable size up to the floor and to whole pages.
-pub(crate) fn round_stack_size(requested: usize) -> usize {
+///
+/// # Errors
+/// `InvalidInput` above [`MAX_STACK_SIZE`].
+pub(crate) fn round_stack_size(requested: usize) -> io::Result<usize> {
+    if requested > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("weft: stack size {requested} is above the maximum of {MAX_STACK_SIZE} bytes"),
+        ));
+    }
     let page = page_size();
-    requested.max(MIN_STACK_SIZE).div_ceil(page) * page
+    Ok(requested.max(MIN_STACK_SIZE).div_ceil(page) * page)
 }
 
 /// Fix the budget. Called once when the runtime starts; `max_stacks` is the user's override.
@@ -132,6 +144,11 @@ pub(crate) fn mapped_stacks() -> usize {
     MAPPED.load(Ordering::Relaxed)
 }
 
+/// Whether mapping one more stack would exceed the budget.
+pub(crate) fn budget_exhausted() -> bool {
+    MAPPED.load(Ordering::Relaxed) >= budget().max_stacks
+}
+
 fn budget_error(b: Budget) -> io::Error {
     let limit = match b.max_map_count {
         Some(n) => format!("vm.max_map_count = {n}"),
@@ -171,6 +188,10 @@ impl GuardedStack {
     /// `ErrorKind::OutOfMemory` when the budget is spent (the message names `vm.max_map_count`)
     /// or when the kernel refuses the mapping.
     pub fn new(usable: usize) -> io::Result<GuardedStack> {
+        assert!(
+            (MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&usable) && usable % page_size() == 0,
+            "GuardedStack::new: size {usable} was not rounded by round_stack_size"
+        );
         let b = budget();
         if MAPPED.fetch_add(1, Ordering::Relaxed) >= b.max_stacks {
             MAPPED.fetch_sub(1, Ordering::Relaxed);
@@ -261,17 +282,23 @@ mod tests {
 
     #[test]
     fn rounding_applies_floor_and_pages() {
-        assert_eq!(round_stack_size(0), MIN_STACK_SIZE);
+        assert_eq!(round_stack_size(0).unwrap(), MIN_STACK_SIZE);
         assert_eq!(
-            round_stack_size(MIN_STACK_SIZE + 1),
+            round_stack_size(MIN_STACK_SIZE + 1).unwrap(),
             MIN_STACK_SIZE + page_size()
         );
-        assert_eq!(round_stack_size(DEFAULT_STACK_SIZE), DEFAULT_STACK_SIZE);
+        assert_eq!(
+            round_stack_size(DEFAULT_STACK_SIZE).unwrap(),
+            DEFAULT_STACK_SIZE
+        );
+        assert_eq!(round_stack_size(MAX_STACK_SIZE).unwrap(), MAX_STACK_SIZE);
+        let e = round_stack_size(usize::MAX).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
     fn stack_is_writable_and_guarded_layout() {
-        let s = GuardedStack::new(round_stack_size(64 * 1024)).unwrap();
+        let s = GuardedStack::new(round_stack_size(64 * 1024).unwrap()).unwrap();
         assert_eq!(s.usable(), 64 * 1024);
         let (lo, hi) = s.guard_range();
         assert_eq!(hi - lo, page_size());

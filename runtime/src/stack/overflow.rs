@@ -78,15 +78,20 @@ pub(crate) fn install_altstack() {
         // overflow the kernel then kills the process with SIGSEGV. Not worth failing the M.
         return;
     }
-    // SAFETY: the first page of our own mapping becomes its guard; then we register the rest.
+    let ss = libc::stack_t {
+        ss_sp: (p as usize + page) as *mut libc::c_void,
+        ss_flags: 0,
+        ss_size: ALTSTACK_SIZE,
+    };
+    // SAFETY: the first page of our own mapping becomes its guard; then we register the rest as
+    // this thread's signal stack. If either fails, the thread keeps whatever altstack it had
+    // (std gives its threads one) and we release our mapping.
     unsafe {
-        libc::mprotect(p, page, libc::PROT_NONE);
-        let ss = libc::stack_t {
-            ss_sp: (p as usize + page) as *mut libc::c_void,
-            ss_flags: 0,
-            ss_size: ALTSTACK_SIZE,
-        };
-        libc::sigaltstack(&ss, std::ptr::null_mut());
+        if libc::mprotect(p, page, libc::PROT_NONE) != 0
+            || libc::sigaltstack(&ss, std::ptr::null_mut()) != 0
+        {
+            libc::munmap(p, ALTSTACK_SIZE + page);
+        }
     }
 }
 
@@ -136,8 +141,15 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     if h == libc::SIG_DFL || h == libc::SIG_IGN {
         // Restore the old disposition and return: the faulting instruction runs again and the
         // kernel applies the default action (a core dump with the right signal).
-        // SAFETY: reinstalling a previously valid action.
-        unsafe { libc::sigaction(sig, prev, std::ptr::null_mut()) };
+        // SAFETY: reinstalling a previously valid action; raise(3) is async-signal-safe.
+        unsafe {
+            libc::sigaction(sig, prev, std::ptr::null_mut());
+            // A signal sent with kill(2) (si_code <= 0) is not re-triggered by returning, so
+            // deliver it again now that the default action is back.
+            if (*info).si_code <= 0 {
+                libc::raise(sig);
+            }
+        }
     } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this signature.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
