@@ -1,0 +1,376 @@
+//! Crash behaviour and process-wide settings, each in a child process.
+//!
+//! Every test here re-runs this binary as a child (`common::run_child`) that runs only that
+//! test, with `WEFT_TEST_SCENARIO` naming what to do: the child side does it (crash, exhaust the
+//! stack budget, read the environment) and the parent side asserts on the child's exit status
+//! and stderr. A fresh process per scenario also gives each one its own settings (`WEFT_*`
+//! variables, `Config::apply`), which are fixed once a runtime starts.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::panic;
+use std::sync::Arc;
+
+use common::{run_child, scenario, watchdog, Gate, TEST_TIMEOUT};
+
+/// Bound of the `yield_now` wait loops of the children (well inside the watchdog's limit).
+const WAIT_ROUNDS: u64 = 10_000_000;
+
+/// Keep a crashing child from writing a core file into the working directory.
+fn no_core_dumps() {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads the struct we pass and changes only this process's limit.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) };
+    assert_eq!(rc, 0, "setrlimit(RLIMIT_CORE)");
+}
+
+/// Recurse without bound; `black_box` keeps the frames (and the recursion) from being optimised
+/// away, and the condition (never true) keeps rustc's unconditional-recursion lint quiet.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = [depth; 32];
+    std::hint::black_box(&frame);
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1).wrapping_add(frame[depth as usize % 32])
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) stack overflow
+// ---------------------------------------------------------------------------------------------
+
+/// Unbounded recursion in a named G on its default 256 KiB stack kills the process with
+/// SIGABRT after printing the overflow report naming the G; not a bare SIGSEGV, not exit 0.
+#[test]
+fn stack_overflow_aborts_with_message() {
+    const TEST: &str = "stack_overflow_aborts_with_message";
+    let _dog = watchdog(TEST, TEST_TIMEOUT);
+    if let Some(sc) = scenario() {
+        no_core_dumps();
+        common::init(2);
+        let h = weft::Builder::new()
+            .name("deep-recursion".into())
+            .spawn(|| recurse(0))
+            .unwrap();
+        let r = h.join();
+        panic!("child scenario {sc}: survived the overflow: {r:?}");
+    }
+    let out = run_child(TEST, "overflow", &[]);
+    assert_eq!(out.signal(), Some(libc::SIGABRT), "{out}");
+    assert!(
+        out.stderr.contains("fatal error: coroutine stack overflow"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("coroutine 'deep-recursion' (#")
+            && out.stderr.contains("overflowed its 256 KiB stack"),
+        "{out}"
+    );
+}
+
+/// The same on one P, in an unnamed G with a small custom stack, spawned from inside a G.
+#[test]
+fn stack_overflow_small_stack_unnamed() {
+    const TEST: &str = "stack_overflow_small_stack_unnamed";
+    let _dog = watchdog(TEST, TEST_TIMEOUT);
+    if scenario().is_some() {
+        no_core_dumps();
+        common::init(1);
+        weft::run(|| {
+            let h = weft::Builder::new()
+                .stack_size(32 * 1024)
+                .spawn(|| recurse(0))
+                .unwrap();
+            let _ = h.join();
+        });
+        unreachable!("survived the overflow");
+    }
+    let out = run_child(TEST, "overflow-small", &[]);
+    assert_eq!(out.signal(), Some(libc::SIGABRT), "{out}");
+    assert!(
+        out.stderr.contains("fatal error: coroutine stack overflow"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("coroutine '<unnamed>' (#")
+            && out.stderr.contains("overflowed its 32 KiB stack"),
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) stack allocation failure
+// ---------------------------------------------------------------------------------------------
+
+/// Stack budget used by the child of [`stack_budget_exhaustion_is_an_error`].
+const SMALL_BUDGET: usize = 50;
+
+/// With `WEFT_MAX_STACKS=50`, spawning past the budget is an `io::Error` (`OutOfMemory`, naming
+/// `vm.max_map_count` and `WEFT_MAX_STACKS`), `go!` panics with that message, the blocked Gs are
+/// unharmed, and once they have finished their stacks serve new spawns again.
+#[test]
+fn stack_budget_exhaustion_is_an_error() {
+    const TEST: &str = "stack_budget_exhaustion_is_an_error";
+    let _dog = watchdog(TEST, TEST_TIMEOUT);
+    if scenario().is_some() {
+        // One P: every G dies on it, so its stack lands in that P's cache, where a spawn from a
+        // G on the same P finds it (see `spawn_after_all_gs_finished_bug` for plain threads).
+        common::init(1);
+        budget_child();
+        return;
+    }
+    let out = run_child(
+        TEST,
+        "budget",
+        &[("WEFT_MAX_STACKS", &SMALL_BUDGET.to_string())],
+    );
+    assert!(out.status.success(), "{out}");
+    assert!(out.stdout.contains("budget scenario done"), "{out}");
+}
+
+fn budget_child() {
+    assert_eq!(weft::stack_budget(), SMALL_BUDGET);
+    // `init` ran one G; its stack may still be cached.
+    let cached_before = weft::mapped_stacks();
+    assert!(cached_before <= 1, "{cached_before}");
+    let first = Arc::new(Gate::new());
+    let second = Arc::new(Gate::new());
+    // G 0 outlives the others and then spawns again from inside the runtime.
+    let (f, s2) = (first.clone(), second.clone());
+    let respawner = weft::Builder::new()
+        .name("respawner".into())
+        .spawn(move || {
+            f.wait();
+            s2.wait();
+            let hs: Vec<_> = (0..SMALL_BUDGET - 1)
+                .map(|i| weft::Builder::new().spawn(move || i))
+                .collect::<Result<_, _>>()
+                .expect("spawn inside a G after the other coroutines finished");
+            hs.into_iter()
+                .enumerate()
+                .all(|(i, h)| h.join().unwrap() == i)
+        })
+        .unwrap();
+    let mut blocked = Vec::new();
+    // Spawned from this plain thread: every spawn maps a fresh stack until the budget is spent.
+    let err = loop {
+        let g = first.clone();
+        let i = blocked.len() + 1;
+        match weft::Builder::new()
+            .name(format!("blocked-{i}"))
+            .spawn(move || {
+                g.wait();
+                i
+            }) {
+            Ok(h) => blocked.push(h),
+            Err(e) => break e,
+        }
+        assert!(blocked.len() < SMALL_BUDGET, "the budget is not enforced");
+    };
+    // Every stack of the budget is in use by a blocked G, except at most the cached one (a
+    // plain thread cannot reclaim a stack cached on a P: see `spawn_after_all_gs_finished_bug`).
+    let live = blocked.len() + 1;
+    assert!(
+        (SMALL_BUDGET - cached_before..=SMALL_BUDGET).contains(&live),
+        "{live} coroutines live at a budget of {SMALL_BUDGET}"
+    );
+    assert_eq!(weft::mapped_stacks(), SMALL_BUDGET);
+    assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("vm.max_map_count"), "{msg}");
+    assert!(msg.contains("WEFT_MAX_STACKS"), "{msg}");
+
+    // go! cannot return an error: it panics with the same explanation.
+    let p = panic::catch_unwind(|| weft::go!(|| 1)).unwrap_err();
+    let pmsg = common::payload_str(&*p);
+    assert!(pmsg.contains("WEFT_MAX_STACKS"), "{pmsg}");
+    assert!(pmsg.contains("vm.max_map_count"), "{pmsg}");
+
+    // The blocked Gs are unharmed: release them all and check every result.
+    assert!(common::wait_until(WAIT_ROUNDS, || first.registered() == live));
+    assert!(blocked.iter().all(|h| !h.is_finished()));
+    assert_eq!(first.open(), live);
+    for (i, h) in blocked.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), i + 1);
+    }
+    // Their stacks are free again: the respawner, on the P that cached them, spawns 49 Gs.
+    assert!(common::wait_until(WAIT_ROUNDS, || second.registered() == 1));
+    second.open();
+    assert!(respawner.join().unwrap(), "wrong result from a respawned G");
+    assert!(weft::mapped_stacks() <= SMALL_BUDGET);
+    println!("budget scenario done");
+}
+
+/// Budget of the child of [`spawn_after_all_gs_finished_bug`].
+const TINY_BUDGET: usize = 8;
+
+/// BUG REPRO (see the test report): once `WEFT_MAX_STACKS` stacks have ever been mapped,
+/// spawning from a plain thread fails for good, even with no coroutine alive.
+///
+/// A finished G's stack is cached on the free list of the P it died on (up to 64 per P) and
+/// still counts against the budget, but a spawn from a thread without a P looks only at the
+/// global free list, and a full budget never evicts cached stacks. Here: budget 8, one P, a plain
+/// thread spawns and joins one G at a time; the 9th spawn fails although only one G ever lived.
+#[test]
+#[ignore = "bug: stacks cached on a P's free list count against WEFT_MAX_STACKS but plain-thread \
+            spawns never reuse them; run with --ignored"]
+fn spawn_after_all_gs_finished_bug() {
+    const TEST: &str = "spawn_after_all_gs_finished_bug";
+    let _dog = watchdog(TEST, TEST_TIMEOUT);
+    if scenario().is_some() {
+        common::init(1);
+        for i in 0..2 * TINY_BUDGET {
+            let h = weft::Builder::new().spawn(move || i).unwrap_or_else(|e| {
+                panic!(
+                    "spawn #{i} failed with no coroutine alive ({} alive, {} stacks mapped): {e}",
+                    weft::num_goroutines(),
+                    weft::mapped_stacks()
+                )
+            });
+            assert_eq!(h.join().unwrap(), i);
+        }
+        println!("sequential spawns done");
+        return;
+    }
+    let out = run_child(
+        TEST,
+        "sequential",
+        &[("WEFT_MAX_STACKS", &TINY_BUDGET.to_string())],
+    );
+    assert!(
+        out.status.success() && out.stdout.contains("sequential spawns done"),
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) panic report
+// ---------------------------------------------------------------------------------------------
+
+/// A panic in a G is printed like std prints a thread panic, naming the G, and the process
+/// keeps running (the child goes on spawning and exits 0).
+#[test]
+fn panic_in_g_is_reported_and_process_survives() {
+    const TEST: &str = "panic_in_g_is_reported_and_process_survives";
+    let _dog = watchdog(TEST, TEST_TIMEOUT);
+    if scenario().is_some() {
+        common::init(2);
+        let named = weft::Builder::new()
+            .name("panicker".into())
+            .spawn(|| -> u32 { panic!("boom-{}", 4711) })
+            .unwrap();
+        println!("ID_NAMED={}.", named.id());
+        let err = named.join().unwrap_err();
+        assert_eq!(common::payload_str(&*err), "boom-4711");
+        let unnamed = weft::spawn(|| -> u32 { panic!("second boom") });
+        println!("ID_UNNAMED={}.", unnamed.id());
+        assert!(unnamed.join().is_err());
+        let total: u64 = weft::run(|| {
+            (0..100u64)
+                .map(|i| weft::go!(move || i))
+                .map(|h| h.join().unwrap())
+                .sum()
+        });
+        assert_eq!(total, 4950);
+        println!("still running");
+        return;
+    }
+    let out = run_child(TEST, "panic", &[]);
+    assert!(out.status.success(), "{out}");
+    assert!(out.stdout.contains("still running"), "{out}");
+    // libtest prints the test name on the same line as the child's first output.
+    let id_of = |key: &str| -> String {
+        let at = out
+            .stdout
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key} in child stdout\n{out}"));
+        let rest = &out.stdout[at + key.len()..];
+        rest[..rest.find('.').expect("id ends with '.'")].to_string()
+    };
+    let named = format!(
+        "coroutine 'panicker' (#{}) panicked at ",
+        id_of("ID_NAMED=")
+    );
+    let unnamed = format!(
+        "coroutine '<unnamed>' (#{}) panicked at ",
+        id_of("ID_UNNAMED=")
+    );
+    assert!(out.stderr.contains(&named), "missing {named:?}\n{out}");
+    assert!(out.stderr.contains("boom-4711"), "{out}");
+    assert!(out.stderr.contains(&unnamed), "missing {unnamed:?}\n{out}");
+    assert!(
+        out.stderr.contains("tests/rt_crash.rs:"),
+        "no location\n{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings from the environment
+// ---------------------------------------------------------------------------------------------
+
+/// `WEFT_MAXPROCS`, `WEFT_STACK_SIZE` and `WEFT_MAX_STACKS` set the runtime's settings; a bad
+/// value is ignored with a warning; `Config::apply` wins over the environment.
+#[test]
+fn settings_from_environment() {
+    const TEST: &str = "settings_from_environment";
+    let _dog = watchdog(TEST, TEST_TIMEOUT);
+    if let Some(sc) = scenario() {
+        match sc.as_str() {
+            "env" => {
+                assert_eq!(weft::max_procs(), 3);
+                assert_eq!(weft::stack_budget(), 777);
+                // A 1 MiB default stack holds a 900 KiB frame.
+                let used = weft::run(|| {
+                    let mut buf = [0u8; 900 * 1024];
+                    buf.fill(1);
+                    std::hint::black_box(&mut buf);
+                    buf.iter().map(|&b| b as usize).sum::<usize>()
+                });
+                assert_eq!(used, 900 * 1024);
+            }
+            "bad-env" => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                assert_eq!(weft::max_procs(), cpus);
+            }
+            "config-wins" => {
+                weft::Config::new().max_procs(1).apply().unwrap();
+                assert_eq!(weft::max_procs(), 1);
+            }
+            other => panic!("unknown scenario {other}"),
+        }
+        assert_eq!(weft::run(|| weft::go!(|| 5).join().unwrap()), 5);
+        println!("scenario {sc} ok");
+        return;
+    }
+    let out = run_child(
+        TEST,
+        "env",
+        &[
+            ("WEFT_MAXPROCS", "3"),
+            ("WEFT_STACK_SIZE", "1048576"),
+            ("WEFT_MAX_STACKS", "777"),
+        ],
+    );
+    assert!(
+        out.status.success() && out.stdout.contains("scenario env ok"),
+        "{out}"
+    );
+
+    let out = run_child(TEST, "bad-env", &[("WEFT_MAXPROCS", "0")]);
+    assert!(
+        out.status.success() && out.stdout.contains("scenario bad-env ok"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("ignoring WEFT_MAXPROCS"), "{out}");
+
+    let out = run_child(TEST, "config-wins", &[("WEFT_MAXPROCS", "3")]);
+    assert!(
+        out.status.success() && out.stdout.contains("scenario config-wins ok"),
+        "{out}"
+    );
+}
