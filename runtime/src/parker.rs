@@ -108,10 +108,18 @@ impl Coroutine {
 /// ```
 pub fn current() -> Option<Coroutine> {
     let gp = context::current_g()?;
-    // SAFETY: the calling G owns itself while it runs; only it reads or writes its token slot.
+    Some(Coroutine {
+        token: own_token(gp).clone(),
+    })
+}
+
+/// The calling G's token, created on first use.
+fn own_token(gp: GRef) -> &'static Arc<Token> {
+    // SAFETY: the calling G owns itself while it runs and is the only reader and writer of its
+    // token slot; the slot is cleared only after the G has finished (`gdestroy`), so the
+    // reference cannot outlive the G's code that holds it (callers keep it only within one call).
     let slot = unsafe { &mut *gp.g().token.get() };
-    let token = slot.get_or_insert_with(|| Token::new(gp.id())).clone();
-    Some(Coroutine { token })
+    slot.get_or_insert_with(|| Token::new(gp.id()))
 }
 
 /// Block the calling G until its token is available, then consume it (the shape of
@@ -120,11 +128,12 @@ pub fn current() -> Option<Coroutine> {
 ///
 /// See [`Coroutine`] for an example.
 pub fn park() {
-    let Some(me) = current() else {
+    let Some(gp) = context::current_g() else {
         std::thread::park();
         return;
     };
-    let st = &me.token.state;
+    // No Arc clone on this hot path: the token lives in our own G, which outlives this call.
+    let st = &own_token(gp).state;
     if st
         .compare_exchange(NOTIFIED, EMPTY, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
