@@ -2,7 +2,7 @@
 //!
 //! weft's settings are process-wide and fixed when the runtime starts, so each test binary is
 //! either a 1-P or an N-P binary: [`init`] applies `Config::max_procs` once, before anything else
-//! starts the runtime. Every test runs under [`run_test`], which adds:
+//! starts the runtime. Every test of `rt_1p`/`rt_np` runs under [`run_test`], which adds:
 //!
 //! * a **watchdog**: a thread that aborts the whole process with a message naming the test if it
 //!   runs longer than [`TEST_TIMEOUT`] (a hung scheduler must fail the suite, not stall it);
@@ -11,6 +11,9 @@
 //!   [`Mode::Exclusive`] test (exact scheduling order, fairness, Ps kept to itself, tens of
 //!   thousands of stacks) waits until no other test of the binary runs. Under `cargo nextest`
 //!   every test has a process of its own and the lock is uncontended.
+//!
+//! `rt_crash` and `stress_spawn` start the watchdog themselves: their tests re-run the binary as
+//! a child ([`run_child`]) with a scenario variable, so that each child picks its own settings.
 //!
 //! Rules the tests follow (see `docs/DESIGN.md`, "Rules for code running in a G"):
 //! * no `sleep` as synchronisation (only the watchdog waits on a clock), no timing assertions;

@@ -361,11 +361,13 @@ pub fn concurrency_bounded_by_procs() {
 /// A waits (yields)              ring [B1 B2 B3 A] -> C, B1, B2, B3 run in that order
 /// ```
 ///
-/// C was readied last, yet runs before B1..B3, which were queued before it. The exclusive mode
+/// C was readied last, yet runs before B1..B3, which were queued before it. Then the same with a
+/// new G: A spawns B1..B3 and then D, and D runs first. The exclusive mode
 /// keeps other tests' Gs (and plain-thread spawns into the global queue) out of the way. On N Ps
 /// another P may steal B1..B3 or C, so there only completion is checked.
 pub fn runnext_runs_before_older_work() {
-    let order = weft::run(|| {
+    let (readied, spawned) = weft::run(|| {
+        // Phase 1: C is readied (unparked) after B1..B3 were queued.
         let order = Arc::new(Mutex::new(Vec::<&'static str>::new()));
         let c_handle = Arc::new(OnceLock::<weft::Coroutine>::new());
         let c_go = Arc::new(AtomicBool::new(false));
@@ -382,25 +384,50 @@ pub fn runnext_runs_before_older_work() {
         // Let C run up to its park (on 1 P: A yields, C runs from runnext and parks, A resumes
         // from the ring).
         assert!(wait_until(ROUNDS, || c_handle.get().is_some()));
-        for name in ["B1", "B2", "B3"] {
-            let order = order.clone();
-            // Detached: they only record when they ran.
-            drop(go!(move || order.lock().unwrap().push(name)));
-        }
+        spawn_recorders(&order);
         c_go.store(true, SeqCst);
         c_handle.get().unwrap().unpark();
         assert!(wait_until(ROUNDS, || order.lock().unwrap().len() == 4));
         c.join().unwrap();
-        let order = order.lock().unwrap().clone();
-        order
+        let readied = order.lock().unwrap().clone();
+
+        // Phase 2: D is spawned after B1..B3. Yield first so that A starts a fresh time slice
+        // (taken from the ring, not inherited through runnext).
+        weft::yield_now();
+        let order = Arc::new(Mutex::new(Vec::<&'static str>::new()));
+        spawn_recorders(&order);
+        let o = order.clone();
+        let d = go!(move || o.lock().unwrap().push("D"));
+        assert!(wait_until(ROUNDS, || order.lock().unwrap().len() == 4));
+        d.join().unwrap();
+        let spawned = order.lock().unwrap().clone();
+        (readied, spawned)
     });
-    note(format_args!("run order {order:?}"));
+    note(format_args!("run order {readied:?}, {spawned:?}"));
     if weft::max_procs() == 1 {
-        assert_eq!(order, ["C", "B1", "B2", "B3"], "runnext did not run first");
+        assert_eq!(
+            readied,
+            ["C", "B1", "B2", "B3"],
+            "a readied G did not run first"
+        );
+        assert_eq!(
+            spawned,
+            ["D", "B1", "B2", "B3"],
+            "a new G did not run first"
+        );
     } else {
-        let mut sorted = order.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, ["B1", "B2", "B3", "C"], "order: {order:?}");
+        for (mut got, last) in [(readied, "C"), (spawned, "D")] {
+            got.sort_unstable();
+            assert_eq!(got, ["B1", "B2", "B3", last]);
+        }
+    }
+}
+
+/// Spawn B1, B2, B3, detached; each records its name in `order` when it runs.
+fn spawn_recorders(order: &Arc<Mutex<Vec<&'static str>>>) {
+    for name in ["B1", "B2", "B3"] {
+        let order = order.clone();
+        drop(go!(move || order.lock().unwrap().push(name)));
     }
 }
 
@@ -828,9 +855,10 @@ pub fn run_returns_value_and_resumes_panic() {
 // park / unpark
 // ---------------------------------------------------------------------------------------------
 
-/// Token semantics: an `unpark` before `park` makes it return at once; tokens do not pile up
-/// into extra wakeups that matter here; `unpark` from a plain thread wakes a parked G; unparking
-/// a finished G is a no-op; `park` on a plain thread is `std::thread::park`.
+/// Token semantics: an `unpark` before `park` makes it return at once (also after two unparks:
+/// the token is a flag); `unpark` from another G or a plain thread wakes a parked G; unparking a
+/// finished G is a no-op, also once its G struct has been reused; `park` on a plain thread is
+/// `std::thread::park`.
 pub fn park_unpark_tokens() {
     weft::run(|| {
         let me = weft::current().unwrap();
