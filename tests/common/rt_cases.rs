@@ -557,7 +557,9 @@ pub fn fairness_ping_pong_vs_global_queue() {
     race.assert_not_starved(ended_at);
 }
 
-/// N Ps only: CPU-bound Gs run on different OS threads at the same time.
+/// N Ps only: CPU-bound Gs run on different OS threads at the same time, both when they are
+/// spawned from a plain thread (into the global queue, which every P reads) and when a G spawns
+/// them (into its own P's queue: the other P only gets one by stealing).
 ///
 /// Two Gs meet at a barrier they wait at *without yielding*: a G that arrives first spins
 /// (bounded) on the counter; if the other does not arrive, it leaves by a CAS and yields, and
@@ -565,49 +567,64 @@ pub fn fairness_ping_pong_vs_global_queue() {
 /// `gettid()` to that moment, and so was the other one (it can only leave by the CAS, which now
 /// fails): two Gs executing at one instant are on two OS threads, so their tids must differ.
 pub fn cpu_bound_gs_run_on_all_procs() {
-    const TRIES: u32 = 20_000;
-    const SPIN: u32 = 1 << 16;
     assert!(weft::max_procs() >= 2);
     for attempt in 0..3 {
-        let arrived = Arc::new(AtomicUsize::new(0));
-        let hs: Vec<_> = (0..2)
-            .map(|_| {
-                let arrived = arrived.clone();
-                go!(move || {
-                    for _ in 0..TRIES {
-                        let tid = gettid();
-                        if arrived.fetch_add(1, SeqCst) == 1 {
-                            return Some(tid);
-                        }
-                        for _ in 0..SPIN {
-                            if arrived.load(SeqCst) == 2 {
-                                return Some(tid);
-                            }
-                            std::hint::spin_loop();
-                        }
-                        if arrived.compare_exchange(1, 0, SeqCst, SeqCst).is_err() {
-                            return Some(tid); // the other one arrived meanwhile
-                        }
-                        weft::yield_now();
-                    }
-                    None
-                })
-            })
-            .collect();
-        let tids: Vec<i64> = hs
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap()
-                    .expect("the two coroutines never ran at the same time")
-            })
-            .collect();
-        note(format_args!("attempt {attempt}: tids {tids:?}"));
+        let tids = pair_tids();
+        note(format_args!(
+            "from a thread, attempt {attempt}: tids {tids:?}"
+        ));
+        assert_ne!(
+            tids[0], tids[1],
+            "attempt {attempt}: both ran on one thread"
+        );
+        let tids = weft::run(pair_tids);
+        note(format_args!("from a G, attempt {attempt}: tids {tids:?}"));
         assert_ne!(
             tids[0], tids[1],
             "attempt {attempt}: both ran on one thread"
         );
     }
+}
+
+/// Spawn the two barrier Gs of [`cpu_bound_gs_run_on_all_procs`] and return their tids.
+fn pair_tids() -> [i64; 2] {
+    // Each spin is ~1 ms at most, far longer than an idle M takes to wake and steal; if every
+    // try fails (the Gs never run at once) the test fails in a few seconds, before the watchdog.
+    const TRIES: u32 = 2_000;
+    const SPIN: u32 = 1 << 14;
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            let arrived = arrived.clone();
+            go!(move || {
+                for _ in 0..TRIES {
+                    let tid = gettid();
+                    if arrived.fetch_add(1, SeqCst) == 1 {
+                        return Some(tid);
+                    }
+                    for _ in 0..SPIN {
+                        if arrived.load(SeqCst) == 2 {
+                            return Some(tid);
+                        }
+                        std::hint::spin_loop();
+                    }
+                    if arrived.compare_exchange(1, 0, SeqCst, SeqCst).is_err() {
+                        return Some(tid); // the other one arrived meanwhile
+                    }
+                    weft::yield_now();
+                }
+                None
+            })
+        })
+        .collect();
+    let mut tids = [0; 2];
+    for (t, h) in tids.iter_mut().zip(hs) {
+        *t = h
+            .join()
+            .unwrap()
+            .expect("the two coroutines never ran at the same time");
+    }
+    tids
 }
 
 /// N Ps only: a G that yields is observed resuming on a different M at least once.
@@ -617,8 +634,10 @@ pub fn cpu_bound_gs_run_on_all_procs() {
 /// G can only resume if another M steals it from the ring. If the hog was stolen instead, the G
 /// resumes on its own M, releases the hog, and the round is retried.
 pub fn yield_resumes_on_another_m() {
-    const ROUNDS_MAX: u32 = 1_000;
-    const HOG_SPIN_MAX: u64 = 200_000_000;
+    // The hog gives up after ~0.1-0.2 s of spinning, so that without stealing the test fails on
+    // its own in well under the watchdog's limit; with stealing it succeeds in the first rounds.
+    const ROUNDS_MAX: u32 = 100;
+    const HOG_SPIN_MAX: u64 = 5_000_000;
     assert!(weft::max_procs() >= 2);
     let migrated_at = weft::run(|| {
         for round in 0..ROUNDS_MAX {
