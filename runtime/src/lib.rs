@@ -62,6 +62,10 @@ mod stack;
 #[allow(missing_docs, dead_code)]
 #[path = "sched/runq.rs"]
 pub mod runq;
+#[cfg(loom)]
+#[allow(missing_docs, dead_code)]
+#[path = "sched/wake_word.rs"]
+pub(crate) mod wake_word;
 
 #[cfg(all(test, loom))]
 mod tests;

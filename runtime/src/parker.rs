@@ -9,33 +9,32 @@
 //! handle, so a [`Coroutine`] handle stays valid after its G has finished (unparking it is then
 //! a no-op), and never points at a recycled G.
 //!
-//! | `Token::state` | meaning                         | `park`                | `unpark`                   |
+//! The transitions live in `sched/wake_word.rs` (`TokenWord`), where loom checks them.
+//!
+//! | token word     | meaning                         | `park`                | `unpark`                   |
 //! |----------------|---------------------------------|-----------------------|----------------------------|
 //! | `EMPTY`        | no token, nobody parked         | publish self (commit) | → `NOTIFIED`               |
 //! | `NOTIFIED`     | a token is available            | → `EMPTY`, return     | nothing                    |
 //! | G pointer      | the G is parked on this token   | —                     | CAS → `EMPTY`, `ready(g)`  |
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::sched::g::GRef;
+use crate::sched::wake_word::TokenWord;
 use crate::sched::{context, park as sched_park};
 
-const EMPTY: usize = 0;
-const NOTIFIED: usize = 1;
-
-/// A G's park token. See the module doc.
+/// A G's park token. See the module doc and `sched/wake_word.rs`.
 #[derive(Debug)]
 pub(crate) struct Token {
-    state: AtomicUsize,
+    word: TokenWord,
     id: u64,
 }
 
 impl Token {
     pub(crate) fn new(id: u64) -> Arc<Token> {
         Arc::new(Token {
-            state: AtomicUsize::new(EMPTY),
+            word: TokenWord::new(),
             id,
         })
     }
@@ -69,27 +68,8 @@ impl Coroutine {
     /// Make the token available: wake the G if it is parked in [`park`], else make its next
     /// `park` return at once. Callable from any G or thread; a no-op on a finished G.
     pub fn unpark(&self) {
-        let st = &self.token.state;
-        let mut cur = st.load(Ordering::Acquire);
-        loop {
-            match cur {
-                NOTIFIED => return,
-                EMPTY => {
-                    match st.compare_exchange(EMPTY, NOTIFIED, Ordering::AcqRel, Ordering::Acquire)
-                    {
-                        Ok(_) => return,
-                        Err(now) => cur = now,
-                    }
-                }
-                g => match st.compare_exchange(g, EMPTY, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => {
-                        let gp = GRef(NonNull::new(g as *mut _).expect("parked G pointer"));
-                        sched_park::ready(gp);
-                        return;
-                    }
-                    Err(now) => cur = now,
-                },
-            }
+        if let Some(g) = self.token.word.unpark() {
+            sched_park::ready(GRef(NonNull::new(g as *mut _).expect("parked G pointer")));
         }
     }
 
@@ -133,26 +113,9 @@ pub fn park() {
         return;
     };
     // No Arc clone on this hot path: the token lives in our own G, which outlives this call.
-    let st = &own_token(gp).state;
-    if st
-        .compare_exchange(NOTIFIED, EMPTY, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-    {
+    let word = &own_token(gp).word;
+    if word.take_token() {
         return;
     }
-    sched_park::park(|gp| {
-        match st.compare_exchange(
-            EMPTY,
-            gp.as_ptr() as usize,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => true,
-            Err(_) => {
-                // NOTIFIED arrived between our check and the commit: consume it, don't park.
-                st.store(EMPTY, Ordering::Release);
-                false
-            }
-        }
-    });
+    sched_park::park(|gp| word.commit_park(gp.as_ptr() as usize));
 }

@@ -8,7 +8,8 @@
 //!
 //! # The join packet
 //!
-//! A G and its handle share a [`Packet`]: the result slot and one `state` word:
+//! A G and its handle share a [`Packet`]: the result slot and one `state` word (`DoneWord` in
+//! `sched/wake_word.rs`, where loom checks its transitions):
 //!
 //! | state           | meaning                                        | next                         |
 //! |-----------------|------------------------------------------------|------------------------------|
@@ -24,21 +25,18 @@
 use std::cell::UnsafeCell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::thread::{self, Thread};
 
 use crate::sched::g::GRef;
+use crate::sched::wake_word::{DoneWord, Waiter};
 use crate::sched::{context, newproc, park, sched};
 use crate::stack::round_stack_size;
 
-const RUNNING: usize = 0;
-const DONE: usize = 1;
-const THREAD_WAITER: usize = 2;
-
 /// What a G and its [`JoinHandle`] share. See the module doc.
 struct Packet<T> {
-    state: AtomicUsize,
+    state: DoneWord,
     /// Written once by the G before `state` becomes `DONE`; read once by the joiner after.
     result: UnsafeCell<Option<thread::Result<T>>>,
     /// Written by a joining OS thread before it CASes `THREAD_WAITER` in; taken by the G after.
@@ -54,50 +52,35 @@ impl<T> Packet<T> {
     fn complete(&self, r: thread::Result<T>) {
         // SAFETY: only the G writes `result`, and only before publishing DONE.
         unsafe { *self.result.get() = Some(r) };
-        match self.state.swap(DONE, Ordering::AcqRel) {
-            RUNNING => {}
-            THREAD_WAITER => {
-                // SAFETY: the joiner stored its handle before CASing THREAD_WAITER in (Release),
-                // which our AcqRel swap observed; it no longer touches `waiter`.
+        match self.state.complete() {
+            Some(Waiter::Nobody) => {}
+            Some(Waiter::Thread) => {
+                // SAFETY: the joiner stored its handle before registering (Release), which our
+                // AcqRel transition observed; it no longer touches `waiter`.
                 let t = unsafe { (*self.waiter.get()).take() };
                 if let Some(t) = t {
                     t.unpark();
                 }
             }
-            DONE => crate::sched::fatal(format_args!("join packet completed twice")),
-            g => park::ready(GRef(
-                std::ptr::NonNull::new(g as *mut _).expect("G pointer"),
-            )),
+            Some(Waiter::G(g)) => park::ready(GRef(NonNull::new(g as *mut _).expect("G pointer"))),
+            None => crate::sched::fatal(format_args!("join packet completed twice")),
         }
     }
 
     /// Wait for `DONE` and take the result.
     fn wait(&self) -> thread::Result<T> {
-        if self.state.load(Ordering::Acquire) != DONE {
+        if !self.state.is_done() {
             if context::current_g().is_some() {
-                park::park(|gp| {
-                    self.state
-                        .compare_exchange(
-                            RUNNING,
-                            gp.as_ptr() as usize,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        )
-                        .is_ok()
-                });
-                if self.state.load(Ordering::Acquire) != DONE {
+                park::park(|gp| self.state.commit_wait(gp.as_ptr() as usize));
+                if !self.state.is_done() {
                     crate::sched::fatal(format_args!("join: woken before the coroutine finished"));
                 }
             } else {
                 // SAFETY: nobody else writes `waiter` (one JoinHandle, consumed by join), and the
-                // G reads it only after our CAS below publishes it.
+                // G reads it only after `register_thread` below publishes it.
                 unsafe { *self.waiter.get() = Some(thread::current()) };
-                if self
-                    .state
-                    .compare_exchange(RUNNING, THREAD_WAITER, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    while self.state.load(Ordering::Acquire) != DONE {
+                if self.state.register_thread() {
+                    while !self.state.is_done() {
                         thread::park();
                     }
                 }
@@ -145,7 +128,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the G has finished (its result is ready; `join` will not wait).
     pub fn is_finished(&self) -> bool {
-        self.packet.state.load(Ordering::Acquire) == DONE
+        self.packet.state.is_done()
     }
 
     /// The G's id (unique for the life of the process; Go's goroutine id).
@@ -216,7 +199,7 @@ impl Builder {
             None => sched().default_stack,
         };
         let packet = Arc::new(Packet {
-            state: AtomicUsize::new(RUNNING),
+            state: DoneWord::new(),
             result: UnsafeCell::new(None),
             waiter: UnsafeCell::new(None),
         });

@@ -16,6 +16,7 @@
 //! | `park.rs`         | `gopark`, `goready`, `Gosched` | park/ready: what everything blocks on      |
 //! | `newproc.rs`      | `newproc`, `gfget/gfput` | creating Gs, recycling dead Gs and their stacks   |
 //! | `context.rs`      | `getg()`                 | "current M/P/G" (thread-locals, read safely)     |
+//! | `wake_word.rs`    | (`g.param`, `parkingOnChan`) | one-waiter wake words: park token, join packet |
 //!
 //! # The worker protocol (spinning and wakeups)
 //!
@@ -82,6 +83,7 @@ pub(crate) mod p;
 pub(crate) mod park;
 pub mod runq;
 pub(crate) mod switch;
+pub(crate) mod wake_word;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

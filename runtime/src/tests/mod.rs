@@ -7,3 +7,5 @@
 
 #[cfg(loom)]
 mod loom_runq;
+#[cfg(loom)]
+mod loom_wake_word;
