@@ -1,7 +1,7 @@
 //! Creating Gs and recycling dead ones (Go: `newproc`, `newproc1`, `gfget`, `gfput`, `goexit0`).
 //!
 //! A dead G keeps its stack and goes on a free list: the P's own (`P::gfree`, up to
-//! `GFREE_LOCAL_MAX`, no lock) or, past that, half of it moves to the global one under
+//! `GFREE_LOCAL_MAX` or an eighth of the stack budget over all Ps, no lock) or, past that, half of it moves to the global one under
 //! `Sched::lock` (at most `GFREE_GLOBAL_MAX` or a quarter of the stack budget; beyond that the
 //! stack is unmapped). When the stack budget is spent, a spawn first unmaps cached stacks. A spawn takes a
 //! G from the local list, then the global one, and only then maps a new stack (~10 µs instead of
@@ -77,7 +77,7 @@ fn gfget(pp: Option<&P>, size: usize) -> io::Result<GRef> {
             let local = unsafe { pp.gfree() };
             if local.is_empty() {
                 let mut l = s.lock();
-                let take = l.gfree.len().min(GFREE_LOCAL_MAX / 2);
+                let take = l.gfree.len().min(gfree_local_cap().div_ceil(2));
                 let from = l.gfree.len() - take;
                 local.extend(l.gfree.drain(from..));
             }
@@ -129,6 +129,17 @@ fn gfree_global_cap() -> usize {
     GFREE_GLOBAL_MAX.min(crate::stack::max_stacks() / 4)
 }
 
+/// Most dead Gs one P keeps: `GFREE_LOCAL_MAX`, or an eighth of the budget shared by all Ps if
+/// that is smaller (at least 1). Stacks cached on a P are out of reach of every other thread
+/// (they can neither reuse nor unmap them), so with a small budget they must stay few: all P
+/// caches together hold at most an eighth of it, the global list a quarter.
+fn gfree_local_cap() -> usize {
+    let s = sched();
+    GFREE_LOCAL_MAX
+        .min(crate::stack::max_stacks() / (8 * s.procs()))
+        .max(1)
+}
+
 /// The G returned from its entry function: recycle it (Go: `goexit0` + `gfput`). Runs on the M's
 /// stack, which holds a P.
 pub(crate) fn gdestroy(gp: GRef) {
@@ -157,10 +168,11 @@ pub(crate) fn gdestroy(gp: GRef) {
     // SAFETY: this thread's M holds pp.
     let local = unsafe { pp.gfree() };
     local.push(gp);
-    if local.len() > GFREE_LOCAL_MAX {
+    let cap = gfree_local_cap();
+    if local.len() > cap {
         // Move half to the global list, where other Ps (and plain threads) can reuse them.
         let mut l = s.lock();
-        let keep = GFREE_LOCAL_MAX / 2;
+        let keep = cap / 2;
         let room = gfree_global_cap().saturating_sub(l.gfree.len());
         let moving: Vec<GRef> = local.drain(keep..).collect();
         let mut excess = Vec::new();

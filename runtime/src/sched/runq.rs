@@ -94,7 +94,6 @@ impl<T> RunQueue<T> {
         &self.slots[i as usize % RUNQ_CAP]
     }
 
-    #[allow(dead_code)] // tests, the loom model, diagnostics
     /// Number of items in the ring plus `runnext`. Racy when called by a non-owner: a snapshot.
     pub fn len(&self) -> usize {
         loop {

@@ -57,6 +57,10 @@ pub(crate) fn execute(m: &'static M, gp: GRef, inherit: bool) {
                 if let Some(batch) = pp.runq.put(gp.0, false) {
                     globrunqput_batch(batch);
                     wakep();
+                } else if pp.runq.len() > 1 {
+                    // Other work besides the yielder: let an idle P take some (Go's Gosched
+                    // wakes one too). A lone yielder does not, or it would bounce between Ms.
+                    wakep();
                 }
                 return;
             }
