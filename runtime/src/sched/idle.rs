@@ -128,6 +128,12 @@ pub(crate) fn stopm(m: &'static M) {
         let mut l = s.lock();
         l.midle.push(m);
     }
+    sleep_until_handed_p(m);
+}
+
+/// Sleep on `m`'s note until a waker has put a P in `nextp`, then hold it. A wakeup with no P
+/// (a stale note flag, see `Note`) sleeps again: `m` is still on whatever list it waits on.
+fn sleep_until_handed_p(m: &'static M) {
     loop {
         m.note.sleep();
         let pp = m.nextp.swap(NO_P, Ordering::Acquire);
@@ -135,7 +141,6 @@ pub(crate) fn stopm(m: &'static M) {
             acquirep(m, pp);
             return;
         }
-        // A stale wakeup (see Note): still on the idle list, sleep again.
     }
 }
 
@@ -210,12 +215,5 @@ pub(crate) fn acquirep_wait(m: &'static M) {
         l.pwait.push_back(m);
         s.npwait.fetch_add(1, Ordering::SeqCst);
     }
-    loop {
-        m.note.sleep();
-        let pp = m.nextp.swap(NO_P, Ordering::Acquire);
-        if pp != NO_P {
-            acquirep(m, pp);
-            return;
-        }
-    }
+    sleep_until_handed_p(m);
 }

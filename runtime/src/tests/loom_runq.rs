@@ -24,24 +24,26 @@ fn drain(q: &RunQueue<usize>) -> Vec<usize> {
     q.drain().into_iter().map(take).collect()
 }
 
+/// A thief thread: steals once from `q` (runnext included) and returns everything it took.
+fn spawn_thief(q: Arc<RunQueue<usize>>) -> thread::JoinHandle<Vec<usize>> {
+    thread::spawn(move || {
+        let mine = RunQueue::new();
+        let mut got: Vec<usize> = q
+            .steal_into(&mine, true, |_| {})
+            .map(take)
+            .into_iter()
+            .collect();
+        got.extend(drain(&mine));
+        got
+    })
+}
+
 /// The owner puts three items (one through runnext) and pops one while a thief steals.
 #[test]
 fn put_get_vs_steal() {
     loom::model(|| {
         let q = Arc::new(RunQueue::<usize>::new());
-        let thief = {
-            let q = q.clone();
-            thread::spawn(move || {
-                let mine = RunQueue::new();
-                let mut got: Vec<usize> = q
-                    .steal_into(&mine, true, |_| {})
-                    .map(take)
-                    .into_iter()
-                    .collect();
-                got.extend(drain(&mine));
-                got
-            })
-        };
+        let thief = spawn_thief(q.clone());
         let mut got = Vec::new();
         assert!(q.put(item(0), false).is_none());
         assert!(q.put(item(1), true).is_none());
@@ -63,21 +65,7 @@ fn two_thieves() {
         let q = Arc::new(RunQueue::<usize>::new());
         assert!(q.put(item(0), false).is_none());
         assert!(q.put(item(1), false).is_none());
-        let thieves: Vec<_> = (0..2)
-            .map(|_| {
-                let q = q.clone();
-                thread::spawn(move || {
-                    let mine = RunQueue::new();
-                    let mut got: Vec<usize> = q
-                        .steal_into(&mine, true, |_| {})
-                        .map(take)
-                        .into_iter()
-                        .collect();
-                    got.extend(drain(&mine));
-                    got
-                })
-            })
-            .collect();
+        let thieves: Vec<_> = (0..2).map(|_| spawn_thief(q.clone())).collect();
         assert!(q.put(item(2), true).is_none());
         let mut got = drain(&q);
         for t in thieves {

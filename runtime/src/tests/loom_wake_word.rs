@@ -13,6 +13,32 @@ use crate::wake_word::{DoneWord, TokenWord, Waiter};
 /// Address the model uses for "the parked G" (any value above the state constants).
 const ME: usize = 0x1000;
 
+/// An unparker thread: unpark once and, if that hands back the parked waiter, count a "ready"
+/// and notify it.
+fn spawn_unparker(
+    word: &Arc<TokenWord>,
+    wake: &Arc<Notify>,
+    readies: &Arc<AtomicUsize>,
+) -> thread::JoinHandle<()> {
+    let (word, wake, readies) = (word.clone(), wake.clone(), readies.clone());
+    thread::spawn(move || {
+        if let Some(w) = word.unpark() {
+            assert_eq!(w, ME);
+            readies.fetch_add(1, Ordering::Release);
+            wake.notify();
+        }
+    })
+}
+
+/// The parker's side of park(): consume a token, or commit and sleep until readied.
+fn park(word: &TokenWord, wake: &Notify, readies: &AtomicUsize) {
+    if !word.take_token() && word.commit_park(ME) {
+        while readies.load(Ordering::Acquire) == 0 {
+            wake.wait();
+        }
+    }
+}
+
 /// park() against unpark(): the parker always returns, and a wakeup is delivered at most once.
 #[test]
 fn token_park_vs_unpark() {
@@ -20,22 +46,8 @@ fn token_park_vs_unpark() {
         let word = Arc::new(TokenWord::new());
         let wake = Arc::new(Notify::new());
         let readies = Arc::new(AtomicUsize::new(0));
-        let unparker = {
-            let (word, wake, readies) = (word.clone(), wake.clone(), readies.clone());
-            thread::spawn(move || {
-                if let Some(w) = word.unpark() {
-                    assert_eq!(w, ME);
-                    readies.fetch_add(1, Ordering::Release);
-                    wake.notify();
-                }
-            })
-        };
-        // park(): consume a token, or commit and sleep until readied.
-        if !word.take_token() && word.commit_park(ME) {
-            while readies.load(Ordering::Acquire) == 0 {
-                wake.wait();
-            }
-        }
+        let unparker = spawn_unparker(&word, &wake, &readies);
+        park(&word, &wake, &readies);
         unparker.join().unwrap();
         assert!(readies.load(Ordering::Relaxed) <= 1);
         // Whatever happened, the token was consumed exactly once: a second park would block.
@@ -51,22 +63,9 @@ fn token_two_unparkers() {
         let wake = Arc::new(Notify::new());
         let readies = Arc::new(AtomicUsize::new(0));
         let us: Vec<_> = (0..2)
-            .map(|_| {
-                let (word, wake, readies) = (word.clone(), wake.clone(), readies.clone());
-                thread::spawn(move || {
-                    if let Some(w) = word.unpark() {
-                        assert_eq!(w, ME);
-                        readies.fetch_add(1, Ordering::Release);
-                        wake.notify();
-                    }
-                })
-            })
+            .map(|_| spawn_unparker(&word, &wake, &readies))
             .collect();
-        if !word.take_token() && word.commit_park(ME) {
-            while readies.load(Ordering::Acquire) == 0 {
-                wake.wait();
-            }
-        }
+        park(&word, &wake, &readies);
         for u in us {
             u.join().unwrap();
         }
