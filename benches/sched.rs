@@ -17,7 +17,7 @@
 //!
 //! Without `WEFT_MAXPROCS` the runtime's default applies (one P per CPU). Benchmark ids carry
 //! the count (`ping_pong/P1`), so the two runs do not overwrite each other's baselines. The
-//! timing settings are short (about 5 s a benchmark, ~25 s a run); pass criterion's own
+//! timing settings are short (about 4.5 s a benchmark, ~20 s a run); pass criterion's own
 //! `--measurement-time`/`--warm-up-time` for longer runs. `docs/PERFORMANCE.md` has the figures.
 
 use std::time::Duration;
