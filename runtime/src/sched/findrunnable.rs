@@ -154,10 +154,8 @@ fn steal_work(m: &M, pp: &P) -> Option<GRef> {
                 continue;
             }
             let running = p2.status.load(Ordering::Relaxed) == P_RUNNING;
-            if let Some(gp) = p2.runq.steal_into(&pp.runq, last, |slot| {
-                if running {
-                    wait_runnext(slot);
-                }
+            if let Some(gp) = p2.runq.steal_into(&pp.runq, last, |slot, seen| {
+                !running || runnext_stuck(slot, seen)
             }) {
                 return Some(GRef(gp));
             }
@@ -172,14 +170,17 @@ fn steal_work(m: &M, pp: &P) -> Option<GRef> {
     None
 }
 
-/// Give a running P a moment to run the G it just put in `runnext` before we take it.
-fn wait_runnext(slot: &std::sync::atomic::AtomicPtr<G>) {
-    let seen = slot.load(Ordering::Acquire);
-    if seen.is_null() {
-        return;
-    }
+/// Give a running P a moment to run the G it just put in `runnext`; take it only if it is still
+/// the same G afterwards (its P is busy with something long). If the slot changed, the P is
+/// cycling through `runnext` hand-offs (a producer/consumer pair): taking the next one would
+/// only split the pair across threads.
+///
+/// The wait does not poll the slot: its P writes it on every hand-off, and a thief reading it in
+/// a loop would pull the cache line away from the P each time (measured: slower ping-pong).
+fn runnext_stuck(slot: &std::sync::atomic::AtomicPtr<G>, seen: *mut G) -> bool {
     let start = Instant::now();
-    while slot.load(Ordering::Acquire) == seen && start.elapsed() < RUNNEXT_GRACE {
+    while start.elapsed() < RUNNEXT_GRACE {
         std::hint::spin_loop();
     }
+    slot.load(Ordering::Acquire) == seen
 }

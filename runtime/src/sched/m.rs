@@ -12,7 +12,7 @@
 //!   `Sched::lock` *before* `note.wakeup()`; consumed by the M after it wakes.
 //! * `note`: any thread may wake; only the M sleeps on it.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread::Thread;
 
@@ -59,8 +59,9 @@ impl Note {
 pub(crate) struct M {
     /// Creation order, from 0.
     pub(crate) id: usize,
-    /// Index of the P held, or `NO_P`.
-    p: AtomicUsize,
+    /// The P held, or null. A pointer rather than an index: reading the current P is on every
+    /// spawn and wakeup path, and this saves the `sched()` lookup and a bounds check.
+    p: AtomicPtr<P>,
     /// The P handed to this M by its waker.
     pub(crate) nextp: AtomicUsize,
     /// Whether this M is spinning (looking for work while holding a P).
@@ -74,14 +75,18 @@ pub(crate) struct M {
 impl M {
     /// The P this M holds.
     pub(crate) fn p(&self) -> Option<&'static P> {
-        match self.p.load(Ordering::Relaxed) {
-            NO_P => None,
-            i => Some(&sched().ps[i]),
-        }
+        // SAFETY: the pointer is null or points into `Sched::ps`, which lives for the rest of
+        // the process once the runtime has started.
+        unsafe { self.p.load(Ordering::Relaxed).as_ref() }
     }
 
+    /// Hold P number `p`, or none with `NO_P`.
     pub(crate) fn set_p(&self, p: usize) {
-        self.p.store(p, Ordering::Relaxed);
+        let ptr = match p {
+            NO_P => std::ptr::null_mut(),
+            i => &sched().ps[i] as *const P as *mut P,
+        };
+        self.p.store(ptr, Ordering::Relaxed);
     }
 
     pub(crate) fn is_spinning(&self) -> bool {
@@ -109,7 +114,7 @@ pub(crate) fn newm(pp: usize, spinning: bool) {
     let id = s.mcount.fetch_add(1, Ordering::Relaxed);
     let m: &'static M = Box::leak(Box::new(M {
         id,
-        p: AtomicUsize::new(NO_P),
+        p: AtomicPtr::new(std::ptr::null_mut()),
         nextp: AtomicUsize::new(pp),
         spinning: AtomicBool::new(spinning),
         note: Note::new(),

@@ -62,9 +62,11 @@ where
     // Publishing: the run queue's release store hands gp (and everything written above) over.
     match pp {
         Some(_) => runqput_here(gp, true),
-        None => globrunqput(gp),
+        None => {
+            globrunqput(gp);
+            wakep();
+        }
     }
-    wakep();
     Ok(id)
 }
 

@@ -102,19 +102,24 @@ pub(crate) fn ready(gp: GRef) {
         )),
     }
     runqput_here(gp, true);
-    wakep();
 }
 
-/// Queue `gp` on the current P (into `runnext` with `next`), or globally without a P.
+/// Queue `gp` on the current P (into `runnext` with `next`), or globally without a P; then make
+/// sure an M will run it (`wakep`).
 pub(crate) fn runqput_here(gp: GRef, next: bool) {
     match context::current_p() {
         Some(pp) => {
             if let Some(batch) = pp.runq.put(gp.0, next) {
                 globrunqput_batch(batch);
+            } else if super::sched().procs() == 1 {
+                // We hold the only P: no P is idle, so wakep would find nothing to do. Skipping
+                // it saves its SeqCst fence on every wakeup of a single-P runtime.
+                return;
             }
         }
         None => globrunqput(gp),
     }
+    wakep();
 }
 
 /// Yield the processor: the current G goes to the tail of the local run queue and other Gs run

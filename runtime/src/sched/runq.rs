@@ -250,17 +250,18 @@ impl<T> RunQueue<T> {
 
     /// Thief: move about half of `self`'s items into `dst`, whose owner must be the caller, and
     /// return one of them for the caller to run (Go: `runqsteal`). When the ring is empty and
-    /// `steal_runnext` is set, takes `runnext` instead; `before_runnext` runs first (Go sleeps
-    /// ~3 µs there so that a P about to run its `runnext` G is not robbed of it).
+    /// `steal_runnext` is set, takes `runnext` instead, if `may_take_runnext(slot, item)` agrees
+    /// (the scheduler waits there ~3 µs, as Go does, so that a P about to run its `runnext` G is
+    /// not robbed of it).
     #[doc(alias = "runqsteal")]
     pub fn steal_into(
         &self,
         dst: &RunQueue<T>,
         steal_runnext: bool,
-        before_runnext: impl FnOnce(&AtomicPtr<T>),
+        may_take_runnext: impl FnOnce(&AtomicPtr<T>, *mut T) -> bool,
     ) -> Option<NonNull<T>> {
         let dt = dst.tail.load(Ordering::Relaxed); // the caller owns dst
-        let n = self.grab_into(dst, dt, steal_runnext, before_runnext);
+        let n = self.grab_into(dst, dt, steal_runnext, may_take_runnext);
         if n == 0 {
             return None;
         }
@@ -284,9 +285,9 @@ impl<T> RunQueue<T> {
         dst: &RunQueue<T>,
         dt: u32,
         steal_runnext: bool,
-        before_runnext: impl FnOnce(&AtomicPtr<T>),
+        may_take_runnext: impl FnOnce(&AtomicPtr<T>, *mut T) -> bool,
     ) -> u32 {
-        let mut before_runnext = Some(before_runnext);
+        let mut may_take_runnext = Some(may_take_runnext);
         loop {
             let h = self.head.load(Ordering::Acquire); // pairs with other consumers' CAS
             let t = self.tail.load(Ordering::Acquire); // pairs with the owner's Release store
@@ -294,10 +295,16 @@ impl<T> RunQueue<T> {
             let n = n - n / 2;
             if n == 0 {
                 if steal_runnext {
-                    if let Some(wait) = before_runnext.take() {
-                        wait(&self.runnext);
-                    }
                     let next = self.runnext.load(Ordering::Acquire);
+                    // Take exactly the item the caller judged: if the slot changed meanwhile,
+                    // the CAS below fails and nothing is stolen.
+                    if !next.is_null() {
+                        if let Some(ask) = may_take_runnext.take() {
+                            if !ask(&self.runnext, next) {
+                                return 0;
+                            }
+                        }
+                    }
                     if !next.is_null()
                         && self
                             .runnext
@@ -394,7 +401,7 @@ mod tests {
             for v in 0..n {
                 assert!(victim.put(item(v), false).is_none());
             }
-            let got = victim.steal_into(&thief, false, |_| {});
+            let got = victim.steal_into(&thief, false, |_, _| true);
             let mut all: Vec<usize> = got.map(take).into_iter().collect();
             let stolen = all.len() + thief.len();
             let want = n - n / 2;
@@ -426,9 +433,14 @@ mod tests {
         let victim = RunQueue::new();
         let thief = RunQueue::new();
         victim.put(item(7), true);
-        assert!(victim.steal_into(&thief, false, |_| {}).is_none());
+        assert!(victim.steal_into(&thief, false, |_, _| true).is_none());
         let mut waited = false;
-        let got = victim.steal_into(&thief, true, |_| waited = true).unwrap();
+        let got = victim
+            .steal_into(&thief, true, |_, _| {
+                waited = true;
+                true
+            })
+            .unwrap();
         assert!(waited);
         assert_eq!(take(got), 7);
         assert!(victim.is_empty() && thief.is_empty());
@@ -449,7 +461,7 @@ mod tests {
                     let mut got = Vec::new();
                     loop {
                         let finished = done.load(O::Acquire);
-                        if let Some(p) = q.steal_into(&mine, true, |_| {}) {
+                        if let Some(p) = q.steal_into(&mine, true, |_, _| true) {
                             got.push(take(p));
                             got.extend(mine.drain().into_iter().map(take));
                         } else if finished {
@@ -546,7 +558,7 @@ mod tests {
                         }
                         Op::Steal(sn) => {
                             let n = ring.len() - ring.len() / 2;
-                            let got = q.steal_into(&thief, sn, |_| {});
+                            let got = q.steal_into(&thief, sn, |_, _| true);
                             if n == 0 {
                                 let want = if sn { next.take() } else { None };
                                 prop_assert_eq!(got.map(take), want);

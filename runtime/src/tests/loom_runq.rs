@@ -29,7 +29,7 @@ fn spawn_thief(q: Arc<RunQueue<usize>>) -> thread::JoinHandle<Vec<usize>> {
     thread::spawn(move || {
         let mine = RunQueue::new();
         let mut got: Vec<usize> = q
-            .steal_into(&mine, true, |_| {})
+            .steal_into(&mine, true, |_, _| true)
             .map(take)
             .into_iter()
             .collect();
