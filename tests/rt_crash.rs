@@ -245,6 +245,56 @@ fn plain_thread_spawns_after_all_gs_finished() {
     );
 }
 
+/// Regression: with a budget smaller than `8 * procs`, no stack is cached on a P at all.
+///
+/// Before the fix each P kept at least one dead G: with 2 Ps and `WEFT_MAX_STACKS=2`, once a G
+/// had died on each P the P caches held the whole budget, out of reach of a plain thread, and
+/// spawning failed with no coroutine alive. Here a child G is made to die on the other P (its
+/// parent spins, so the idle P steals it), then a plain thread spawns and joins repeatedly.
+#[test]
+fn tiny_budget_on_two_procs_caches_nothing_out_of_reach() {
+    const TEST: &str = "tiny_budget_on_two_procs_caches_nothing_out_of_reach";
+    let _dog = watchdog(TEST, TEST_TIMEOUT);
+    if scenario().is_some() {
+        common::init(2);
+        let stolen = weft::run(|| {
+            let me = common::gettid();
+            let ran_on = Arc::new(std::sync::atomic::AtomicI64::new(0));
+            let r = ran_on.clone();
+            let h = weft::spawn(move || {
+                r.store(common::gettid(), std::sync::atomic::Ordering::Release)
+            });
+            // Spin without yielding (bounded): the child can only run if the other P steals it.
+            for _ in 0..2_000_000_000u64 {
+                if ran_on.load(std::sync::atomic::Ordering::Acquire) != 0 {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            h.join().unwrap();
+            ran_on.load(std::sync::atomic::Ordering::Acquire) != me
+        });
+        assert!(stolen, "the child was not stolen by the other P");
+        for i in 0..8u32 {
+            let h = weft::Builder::new().spawn(move || i).unwrap_or_else(|e| {
+                panic!(
+                    "spawn #{i} from a plain thread failed ({} alive, {} stacks mapped): {e}",
+                    weft::num_goroutines(),
+                    weft::mapped_stacks()
+                )
+            });
+            assert_eq!(h.join().unwrap(), i);
+        }
+        println!("tiny budget on 2 Ps done");
+        return;
+    }
+    let out = run_child(TEST, "tiny-2p", &[("WEFT_MAX_STACKS", "2")]);
+    assert!(
+        out.status.success() && out.stdout.contains("tiny budget on 2 Ps done"),
+        "{out}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // (c) panic report
 // ---------------------------------------------------------------------------------------------

@@ -89,15 +89,19 @@ impl Coroutine {
 pub fn current() -> Option<Coroutine> {
     let gp = context::current_g()?;
     Some(Coroutine {
-        token: own_token(gp).clone(),
+        token: own_token(&gp).clone(),
     })
 }
 
-/// The calling G's token, created on first use.
-fn own_token(gp: GRef) -> &'static Arc<Token> {
+/// The calling G's token, created on first use. `gp` must be the calling G.
+///
+/// The reference is used by the calling G, and by its park commit on the M's stack: the token
+/// stays alive until the G has finished (`gdestroy` drops the slot's `Arc`), and the commit's
+/// last access to it is the CAS that publishes the G (the same pattern as the join packet).
+fn own_token(gp: &GRef) -> &Arc<Token> {
     // SAFETY: the calling G owns itself while it runs and is the only reader and writer of its
-    // token slot; the slot is cleared only after the G has finished (`gdestroy`), so the
-    // reference cannot outlive the G's code that holds it (callers keep it only within one call).
+    // token slot (the slot is cleared only in `gdestroy`, after the G has finished); see above
+    // for how long the returned reference is used.
     let slot = unsafe { &mut *gp.g().token.get() };
     slot.get_or_insert_with(|| Token::new(gp.id()))
 }
@@ -113,7 +117,7 @@ pub fn park() {
         return;
     };
     // No Arc clone on this hot path: the token lives in our own G, which outlives this call.
-    let word = &own_token(gp).word;
+    let word = &own_token(&gp).word;
     if word.take_token() {
         return;
     }

@@ -124,6 +124,12 @@ pub(crate) fn startm(pp: Option<usize>, spinning: bool) {
 /// Park `m` until someone hands it a P, then hold that P (Go: `stopm`). The caller holds none.
 pub(crate) fn stopm(m: &'static M) {
     let s = sched();
+    if m.is_spinning() {
+        super::fatal(format_args!(
+            "stopm: M{} would sleep while counted as spinning",
+            m.id
+        ));
+    }
     {
         let mut l = s.lock();
         l.midle.push(m);
@@ -188,6 +194,12 @@ pub(crate) fn handoffp(pp: usize) {
 /// has work, none ever does. Returns after `m` holds a P again.
 pub(crate) fn handoff_to_waiter(m: &'static M) {
     let s = sched();
+    if m.is_spinning() {
+        // A new M starts spinning (startm counted it); it must not sleep still counted, or
+        // nmspinning never returns to 0 and wakep never wakes anyone again. The waiter is the
+        // work this spinner found.
+        resetspinning(m);
+    }
     let waiter = {
         let mut l = s.lock();
         let Some(w) = l.pwait.pop_front() else { return };

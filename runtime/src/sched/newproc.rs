@@ -13,6 +13,7 @@
 
 use std::io;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use corosensei::{Coroutine, Yielder};
 
@@ -37,8 +38,8 @@ where
     F: FnOnce() + Send + 'static,
 {
     let s = sched();
+    let gp = gfget_or_wait(stack_size)?;
     let pp = context::current_p();
-    let gp = gfget(pp, stack_size)?;
     // SAFETY: gp came off a free list or was just created: this thread owns it.
     let stack = unsafe { gp.stack_mut() }
         .take()
@@ -68,6 +69,37 @@ where
         }
     }
     Ok(id)
+}
+
+/// How long a spawn that hits the stack budget keeps retrying before it reports the error: Gs
+/// that have published their result but not yet released their stack free up within
+/// microseconds, or within an OS time slice if their M was descheduled in between (hence the
+/// margin). Only the error path pays this.
+const BUDGET_RETRY: Duration = Duration::from_millis(20);
+
+/// `gfget` on the calling thread's P, retrying briefly when the budget is spent by stacks that
+/// are about to come free. A joiner can return before the joined G's M has released its stack
+/// (`join` wakes on the result, which the G publishes just before it finishes), so "spawn, join,
+/// spawn" at the edge of the budget would otherwise fail spuriously. (Counting live Gs cannot
+/// tell the two cases apart: a G is counted until its M has released it, after its joiner woke.)
+fn gfget_or_wait(size: usize) -> io::Result<GRef> {
+    let mut deadline = None;
+    loop {
+        // Read the P afresh on every try: yielding may have moved us to another M.
+        let err = match gfget(context::current_p(), size) {
+            Ok(gp) => return Ok(gp),
+            Err(e) => e,
+        };
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + BUDGET_RETRY);
+        if err.kind() != io::ErrorKind::OutOfMemory || Instant::now() > deadline {
+            return Err(err);
+        }
+        if context::current_g().is_some() {
+            super::park::yield_now();
+        } else {
+            std::thread::yield_now();
+        }
+    }
 }
 
 /// A dead G with a stack of `size` usable bytes: recycled if possible, else freshly mapped.
@@ -132,14 +164,12 @@ fn gfree_global_cap() -> usize {
 }
 
 /// Most dead Gs one P keeps: `GFREE_LOCAL_MAX`, or an eighth of the budget shared by all Ps if
-/// that is smaller (at least 1). Stacks cached on a P are out of reach of every other thread
-/// (they can neither reuse nor unmap them), so with a small budget they must stay few: all P
-/// caches together hold at most an eighth of it, the global list a quarter.
+/// that is smaller. Stacks cached on a P are out of reach of every other thread (they can neither
+/// reuse nor unmap them), so with a small budget they must stay few: all P caches together hold
+/// at most an eighth of it (none at all below `8 * procs`), the global list a quarter.
 fn gfree_local_cap() -> usize {
     let s = sched();
-    GFREE_LOCAL_MAX
-        .min(crate::stack::max_stacks() / (8 * s.procs()))
-        .max(1)
+    GFREE_LOCAL_MAX.min(crate::stack::max_stacks() / (8 * s.procs()))
 }
 
 /// The G returned from its entry function: recycle it (Go: `goexit0` + `gfput`). Runs on the M's
