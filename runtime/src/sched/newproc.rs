@@ -77,8 +77,8 @@ where
 /// margin). Only the error path pays this.
 const BUDGET_RETRY: Duration = Duration::from_millis(20);
 
-/// `gfget` on the calling thread's P, retrying briefly when the budget is spent by stacks that
-/// are about to come free. A joiner can return before the joined G's M has released its stack
+/// `gfget` on the calling thread's P, retrying briefly (yielding the OS thread, not the G) when
+/// the budget is spent by stacks that are about to come free. A joiner can return before the joined G's M has released its stack
 /// (`join` wakes on the result, which the G publishes just before it finishes), so "spawn, join,
 /// spawn" at the edge of the budget would otherwise fail spuriously. (Counting live Gs cannot
 /// tell the two cases apart: a G is counted until its M has released it, after its joiner woke.)
@@ -94,11 +94,11 @@ fn gfget_or_wait(size: usize) -> io::Result<GRef> {
         if err.kind() != io::ErrorKind::OutOfMemory || Instant::now() > deadline {
             return Err(err);
         }
-        if context::current_g().is_some() {
-            super::park::yield_now();
-        } else {
-            std::thread::yield_now();
-        }
+        // Yield the OS thread, never the G: spawn must not be a switch point (user code may
+        // hold a std MutexGuard or a thread-local borrow across it, docs/DESIGN.md section 7).
+        // The G whose stack we wait for is finishing on another M, never on ours: an M runs
+        // `gdestroy` for the G it ran before it runs anything else.
+        std::thread::yield_now();
     }
 }
 
@@ -111,7 +111,9 @@ fn gfget(pp: Option<&P>, size: usize) -> io::Result<GRef> {
             let local = unsafe { pp.gfree() };
             if local.is_empty() {
                 let mut l = s.lock();
-                let take = l.gfree.len().min(gfree_local_cap().div_ceil(2));
+                // At least one, so that a P with a local cap of 0 (tiny budget) still reuses
+                // the global list's stacks instead of mapping a new one every time.
+                let take = l.gfree.len().min(gfree_local_cap().div_ceil(2).max(1));
                 let from = l.gfree.len() - take;
                 local.extend(l.gfree.drain(from..));
             }
