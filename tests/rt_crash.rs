@@ -295,6 +295,43 @@ fn tiny_budget_on_two_procs_caches_nothing_out_of_reach() {
     );
 }
 
+/// Regression: a spawn that waits for the stack budget never switches to another G.
+///
+/// User code may hold a std `MutexGuard` or a thread-local borrow across `spawn` (it is not a
+/// blocking call), so spawn must not be a switch point even while it retries at the edge of the
+/// budget. On 1 P with a budget of 2: the main G queues a G that would run next, then spawns past
+/// the budget; the spawn must fail without having let the queued G run.
+#[test]
+fn spawn_at_budget_edge_does_not_switch() {
+    const TEST: &str = "spawn_at_budget_edge_does_not_switch";
+    let _dog = watchdog(TEST, TEST_TIMEOUT);
+    if scenario().is_some() {
+        common::init(1);
+        let ok = weft::run(|| {
+            let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let r = ran.clone();
+            // The second stack of the budget: queued in runnext, runs as soon as we switch.
+            let queued = weft::spawn(move || r.store(true, std::sync::atomic::Ordering::Release));
+            let tid = common::gettid();
+            let third = weft::Builder::new().spawn(|| ());
+            let switched = ran.load(std::sync::atomic::Ordering::Acquire);
+            let same_thread = common::gettid() == tid;
+            queued.join().unwrap();
+            matches!(&third, Err(e) if e.kind() == ErrorKind::OutOfMemory)
+                && !switched
+                && same_thread
+        });
+        assert!(ok, "the spawn past the budget switched Gs or did not fail");
+        println!("no switch in spawn");
+        return;
+    }
+    let out = run_child(TEST, "no-switch", &[("WEFT_MAX_STACKS", "2")]);
+    assert!(
+        out.status.success() && out.stdout.contains("no switch in spawn"),
+        "{out}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // (c) panic report
 // ---------------------------------------------------------------------------------------------
