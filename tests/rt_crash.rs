@@ -10,6 +10,7 @@ mod common;
 
 use std::io::ErrorKind;
 use std::panic;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use common::{run_child, scenario, watchdog, Gate, TEST_TIMEOUT};
@@ -206,6 +207,20 @@ fn budget_child() {
     println!("budget scenario done");
 }
 
+/// Run `body` in a child process (this test re-run with scenario `name` and `envs`) under a
+/// watchdog, and assert that the child exited 0 after `body` returned.
+fn in_child(test: &str, name: &str, envs: &[(&str, &str)], body: impl FnOnce()) {
+    const DONE: &str = "child scenario done";
+    let _dog = watchdog(test, TEST_TIMEOUT);
+    if scenario().is_some() {
+        body();
+        println!("{DONE}");
+        return;
+    }
+    let out = run_child(test, name, envs);
+    assert!(out.status.success() && out.stdout.contains(DONE), "{out}");
+}
+
 /// Budget of the child of [`plain_thread_spawns_after_all_gs_finished`].
 const TINY_BUDGET: usize = 8;
 
@@ -217,31 +232,24 @@ const TINY_BUDGET: usize = 8;
 /// at a time, twice the budget in all; every spawn must succeed (this failed before the fix).
 #[test]
 fn plain_thread_spawns_after_all_gs_finished() {
-    const TEST: &str = "plain_thread_spawns_after_all_gs_finished";
-    let _dog = watchdog(TEST, TEST_TIMEOUT);
-    if scenario().is_some() {
-        common::init(1);
-        for i in 0..2 * TINY_BUDGET {
-            let h = weft::Builder::new().spawn(move || i).unwrap_or_else(|e| {
-                panic!(
-                    "spawn #{i} failed with no coroutine alive ({} alive, {} stacks mapped): {e}",
-                    weft::num_goroutines(),
-                    weft::mapped_stacks()
-                )
-            });
-            assert_eq!(h.join().unwrap(), i);
-        }
-        println!("sequential spawns done");
-        return;
-    }
-    let out = run_child(
-        TEST,
+    let budget = TINY_BUDGET.to_string();
+    in_child(
+        "plain_thread_spawns_after_all_gs_finished",
         "sequential",
-        &[("WEFT_MAX_STACKS", &TINY_BUDGET.to_string())],
-    );
-    assert!(
-        out.status.success() && out.stdout.contains("sequential spawns done"),
-        "{out}"
+        &[("WEFT_MAX_STACKS", &budget)],
+        || {
+            common::init(1);
+            for i in 0..2 * TINY_BUDGET {
+                let h = weft::Builder::new().spawn(move || i).unwrap_or_else(|e| {
+                    panic!(
+                        "spawn #{i} failed with no coroutine alive ({} alive, {} stacks mapped): {e}",
+                        weft::num_goroutines(),
+                        weft::mapped_stacks()
+                    )
+                });
+                assert_eq!(h.join().unwrap(), i);
+            }
+        },
     );
 }
 
@@ -253,45 +261,39 @@ fn plain_thread_spawns_after_all_gs_finished() {
 /// parent spins, so the idle P steals it), then a plain thread spawns and joins repeatedly.
 #[test]
 fn tiny_budget_on_two_procs_caches_nothing_out_of_reach() {
-    const TEST: &str = "tiny_budget_on_two_procs_caches_nothing_out_of_reach";
-    let _dog = watchdog(TEST, TEST_TIMEOUT);
-    if scenario().is_some() {
-        common::init(2);
-        let stolen = weft::run(|| {
-            let me = common::gettid();
-            let ran_on = Arc::new(std::sync::atomic::AtomicI64::new(0));
-            let r = ran_on.clone();
-            let h = weft::spawn(move || {
-                r.store(common::gettid(), std::sync::atomic::Ordering::Release)
-            });
-            // Spin without yielding (bounded): the child can only run if the other P steals it.
-            for _ in 0..2_000_000_000u64 {
-                if ran_on.load(std::sync::atomic::Ordering::Acquire) != 0 {
-                    break;
+    in_child(
+        "tiny_budget_on_two_procs_caches_nothing_out_of_reach",
+        "tiny-2p",
+        &[("WEFT_MAX_STACKS", "2")],
+        || {
+            common::init(2);
+            let stolen = weft::run(|| {
+                let me = common::gettid();
+                let ran_on = Arc::new(AtomicI64::new(0));
+                let r = ran_on.clone();
+                let h = weft::spawn(move || r.store(common::gettid(), Ordering::Release));
+                // Spin without yielding (bounded): the child runs only if the other P steals it.
+                for _ in 0..2_000_000_000u64 {
+                    if ran_on.load(Ordering::Acquire) != 0 {
+                        break;
+                    }
+                    std::hint::spin_loop();
                 }
-                std::hint::spin_loop();
-            }
-            h.join().unwrap();
-            ran_on.load(std::sync::atomic::Ordering::Acquire) != me
-        });
-        assert!(stolen, "the child was not stolen by the other P");
-        for i in 0..8u32 {
-            let h = weft::Builder::new().spawn(move || i).unwrap_or_else(|e| {
-                panic!(
-                    "spawn #{i} from a plain thread failed ({} alive, {} stacks mapped): {e}",
-                    weft::num_goroutines(),
-                    weft::mapped_stacks()
-                )
+                h.join().unwrap();
+                ran_on.load(Ordering::Acquire) != me
             });
-            assert_eq!(h.join().unwrap(), i);
-        }
-        println!("tiny budget on 2 Ps done");
-        return;
-    }
-    let out = run_child(TEST, "tiny-2p", &[("WEFT_MAX_STACKS", "2")]);
-    assert!(
-        out.status.success() && out.stdout.contains("tiny budget on 2 Ps done"),
-        "{out}"
+            assert!(stolen, "the child was not stolen by the other P");
+            for i in 0..8u32 {
+                let h = weft::Builder::new().spawn(move || i).unwrap_or_else(|e| {
+                    panic!(
+                        "spawn #{i} from a plain thread failed ({} alive, {} stacks mapped): {e}",
+                        weft::num_goroutines(),
+                        weft::mapped_stacks()
+                    )
+                });
+                assert_eq!(h.join().unwrap(), i);
+            }
+        },
     );
 }
 
@@ -303,32 +305,28 @@ fn tiny_budget_on_two_procs_caches_nothing_out_of_reach() {
 /// the budget; the spawn must fail without having let the queued G run.
 #[test]
 fn spawn_at_budget_edge_does_not_switch() {
-    const TEST: &str = "spawn_at_budget_edge_does_not_switch";
-    let _dog = watchdog(TEST, TEST_TIMEOUT);
-    if scenario().is_some() {
-        common::init(1);
-        let ok = weft::run(|| {
-            let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let r = ran.clone();
-            // The second stack of the budget: queued in runnext, runs as soon as we switch.
-            let queued = weft::spawn(move || r.store(true, std::sync::atomic::Ordering::Release));
-            let tid = common::gettid();
-            let third = weft::Builder::new().spawn(|| ());
-            let switched = ran.load(std::sync::atomic::Ordering::Acquire);
-            let same_thread = common::gettid() == tid;
-            queued.join().unwrap();
-            matches!(&third, Err(e) if e.kind() == ErrorKind::OutOfMemory)
-                && !switched
-                && same_thread
-        });
-        assert!(ok, "the spawn past the budget switched Gs or did not fail");
-        println!("no switch in spawn");
-        return;
-    }
-    let out = run_child(TEST, "no-switch", &[("WEFT_MAX_STACKS", "2")]);
-    assert!(
-        out.status.success() && out.stdout.contains("no switch in spawn"),
-        "{out}"
+    in_child(
+        "spawn_at_budget_edge_does_not_switch",
+        "no-switch",
+        &[("WEFT_MAX_STACKS", "2")],
+        || {
+            common::init(1);
+            let ok = weft::run(|| {
+                let ran = Arc::new(AtomicBool::new(false));
+                let r = ran.clone();
+                // The second stack of the budget: queued in runnext, runs as soon as we switch.
+                let queued = weft::spawn(move || r.store(true, Ordering::Release));
+                let tid = common::gettid();
+                let third = weft::Builder::new().spawn(|| ());
+                let switched = ran.load(Ordering::Acquire);
+                let same_thread = common::gettid() == tid;
+                queued.join().unwrap();
+                matches!(&third, Err(e) if e.kind() == ErrorKind::OutOfMemory)
+                    && !switched
+                    && same_thread
+            });
+            assert!(ok, "the spawn past the budget switched Gs or did not fail");
+        },
     );
 }
 
