@@ -155,7 +155,7 @@ fn steal_work(m: &M, pp: &P) -> Option<GRef> {
             }
             let running = p2.status.load(Ordering::Relaxed) == P_RUNNING;
             if let Some(gp) = p2.runq.steal_into(&pp.runq, last, |slot, seen| {
-                !running || runnext_stuck(slot, seen)
+                !running || runnext_stuck(p2, slot, seen)
             }) {
                 return Some(GRef(gp));
             }
@@ -170,17 +170,19 @@ fn steal_work(m: &M, pp: &P) -> Option<GRef> {
     None
 }
 
-/// Give a running P a moment to run the G it just put in `runnext`; take it only if it is still
-/// the same G afterwards (its P is busy with something long). If the slot changed, the P is
-/// cycling through `runnext` hand-offs (a producer/consumer pair): taking the next one would
-/// only split the pair across threads.
+/// Give a running P a moment to run the G it just put in `runnext`; take it only if the P has
+/// not executed any G meanwhile and the same G is still there (the P is busy with one long G).
+/// If the P made progress, it is cycling through `runnext` hand-offs (a producer/consumer pair):
+/// taking the next one would only split the pair across threads. The slot alone cannot tell:
+/// a pair alternates between the same two Gs, so "the same G after 3 µs" is true half the time.
 ///
-/// The wait does not poll the slot: its P writes it on every hand-off, and a thief reading it in
-/// a loop would pull the cache line away from the P each time (measured: slower ping-pong).
-fn runnext_stuck(slot: &std::sync::atomic::AtomicPtr<G>, seen: *mut G) -> bool {
+/// The wait does not poll: the P writes these lines on every hand-off, and a thief reading them
+/// in a loop would pull them away from the P each time (measured: slower ping-pong).
+fn runnext_stuck(victim: &P, slot: &std::sync::atomic::AtomicPtr<G>, seen: *mut G) -> bool {
+    let before = victim.nexecute.load(Ordering::Relaxed);
     let start = Instant::now();
     while start.elapsed() < RUNNEXT_GRACE {
         std::hint::spin_loop();
     }
-    slot.load(Ordering::Acquire) == seen
+    victim.nexecute.load(Ordering::Relaxed) == before && slot.load(Ordering::Acquire) == seen
 }

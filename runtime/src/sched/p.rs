@@ -44,6 +44,10 @@ pub(crate) struct P {
     pub(crate) schedtick: AtomicU32,
     /// Consecutive `runnext` hand-offs in the current time slice.
     pub(crate) runnext_streak: AtomicU32,
+    /// Gs executed on this P, counting every `execute` (unlike `schedtick`, which skips
+    /// inherited slices). Written by the holder only; thieves read it to tell a P that is busy
+    /// with one long G from one that is cycling through hand-offs.
+    pub(crate) nexecute: AtomicU32,
     /// `P_IDLE` or `P_RUNNING`.
     pub(crate) status: AtomicU8,
     /// Dead Gs with default-size stacks. Holder only.
@@ -61,6 +65,7 @@ impl P {
             runq: RunQueue::new(),
             schedtick: AtomicU32::new(0),
             runnext_streak: AtomicU32::new(0),
+            nexecute: AtomicU32::new(0),
             status: AtomicU8::new(P_IDLE),
             gfree: UnsafeCell::new(Vec::with_capacity(GFREE_LOCAL_MAX)),
         }

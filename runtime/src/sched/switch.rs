@@ -25,6 +25,10 @@ use super::{context, newproc};
 pub(crate) fn execute(m: &'static M, gp: GRef, inherit: bool) {
     {
         let pp = m.p().expect("execute: M holds no P");
+        // Single writer (the holder): a plain load and store, no locked RMW on the hot path.
+        let n = pp.nexecute.load(std::sync::atomic::Ordering::Relaxed);
+        pp.nexecute
+            .store(n.wrapping_add(1), std::sync::atomic::Ordering::Relaxed);
         if inherit {
             pp.runnext_streak
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
