@@ -1,8 +1,8 @@
 //! The one seam between weft's lock-free code and the atomics it runs on.
 //!
-//! Every lock-free state machine in the runtime (today the P run queue; the pollDesc `rg`/`wg`
-//! words and the join packet follow the same rule) imports its atomics from here, never from
-//! `std` directly. A normal build re-exports `std`'s types. A build with `RUSTFLAGS="--cfg loom"`
+//! Every lock-free state machine in the runtime (the P run queue, the park token and join packet
+//! in `sched/wake_word.rs`; the pollDesc `rg`/`wg` words will follow the same rule) imports its
+//! atomics from here, never from `std` directly. A normal build re-exports `std`'s types. A build with `RUSTFLAGS="--cfg loom"`
 //! re-exports [loom]'s instrumented types instead, so `cargo test` under loom explores every
 //! interleaving of the models in `src/tests/` (the same layout as tokio's `src/loom/`).
 //!

@@ -15,7 +15,7 @@
 //! |-----------------|------------------------------------------------|------------------------------|
 //! | `RUNNING`       | G not finished, nobody waiting                 | `DONE`, a G pointer, `THREAD`|
 //! | G pointer       | a G is parked in `join` (published by its commit) | `DONE` (the G is readied) |
-//! | `THREAD_WAITER` | an OS thread waits (its handle stored first)   | `DONE` (the thread unparked) |
+//! | `THREAD`        | an OS thread waits (its handle stored first)   | `DONE` (the thread unparked) |
 //! | `DONE`          | the result is in the slot                      | —                            |
 //!
 //! The finishing G writes the result, then swaps `DONE` in (AcqRel) and wakes whoever the old
@@ -39,7 +39,7 @@ struct Packet<T> {
     state: DoneWord,
     /// Written once by the G before `state` becomes `DONE`; read once by the joiner after.
     result: UnsafeCell<Option<thread::Result<T>>>,
-    /// Written by a joining OS thread before it CASes `THREAD_WAITER` in; taken by the G after.
+    /// Written by a joining OS thread before it CASes `THREAD` in; taken by the G after.
     waiter: UnsafeCell<Option<Thread>>,
 }
 

@@ -3,7 +3,7 @@
 //! Go keeps these in the `g` register and `g.m.p`. Here they live in two const-initialised
 //! `thread_local!` cells of the M's OS thread.
 //!
-//! # The rule (see docs/DESIGN.md, "Thread-local storage")
+//! # The rule (see docs/DESIGN.md §7, "Rules for code running in a G")
 //!
 //! A G can park on one OS thread and resume on another, and LLVM caches the *address* of a
 //! thread-local across a stack switch (measured: half the reads stale in a release build). So

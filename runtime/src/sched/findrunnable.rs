@@ -3,7 +3,8 @@
 //! Order, as in Go: the global queue every `GLOBAL_RUNQ_TICK` ticks (fairness); the local
 //! `runnext` and ring; the global queue; (the netpoller arrives with the next issue); stealing
 //! from other Ps if this M may spin; then release the P, stop spinning, re-check everything
-//! (the "delicate dance" of mod.rs, rule 3) and sleep in `stopm`.
+//! (rule 3 of the worker protocol in mod.rs; Go calls it the "delicate dance") and sleep in
+//! `stopm`.
 
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};

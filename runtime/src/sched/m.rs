@@ -8,7 +8,8 @@
 //! # Ownership
 //!
 //! * `p`, `spinning`, `rand`: the M's own thread only (atomics so that the type is `Sync`).
-//! * `nextp`: written by whoever wakes the M (`startm`, `pidleput` for a waiting M) under
+//! * `nextp`: written by whoever wakes the M (`startm`, `pidleput` or `handoff_to_waiter` for a
+//!   waiting M) under
 //!   `Sched::lock` *before* `note.wakeup()`; consumed by the M after it wakes.
 //! * `note`: any thread may wake; only the M sleeps on it.
 

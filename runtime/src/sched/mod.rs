@@ -33,8 +33,10 @@
 //! > If there is an idle P and runnable work that no M is about to run, some M is spinning.
 //!
 //! It is kept by three rules:
-//! 1. **Submitting work** (`ready`, spawn, yield to a queue) calls `wakep()` afterwards: if there
-//!    is an idle P and no spinning M, start one M spinning (`startm`). With a spinning M already,
+//! 1. **Submitting work** (`ready`, spawn, a yield that leaves other work queued, an overflow to
+//!    the global queue) calls `wakep()` afterwards (skipped when the caller holds the only P: no
+//!    P can be idle then): if there is an idle P and no spinning M, start one M spinning
+//!    (`startm`). With a spinning M already,
 //!    it does nothing: that M will find the work.
 //! 2. **A spinning M that finds work** stops spinning and, if it was the last spinner, calls
 //!    `wakep()` (`resetspinning`), in case there is more work.
@@ -65,8 +67,10 @@
 //! * `Sched::lock` (a std `Mutex`, held only on M stacks and plain threads, never across a park)
 //!   protects the global queue, the idle P and idle M lists. Lock order: `Sched::lock` is a leaf
 //!   for this issue; later issues rank pollDesc → sched → P timers → channel, after Go.
-//! * Counters read without the lock (`npidle`, `nmspinning`, `runqsize`) are atomics, written
-//!   under the lock where the lists change.
+//! * Counters read without the lock are atomics: `npidle`, `runqsize` and `npwait` are written
+//!   under the lock where their lists change; `nmspinning` and `needspinning` are changed without
+//!   it (CAS in `wakep`, Ms starting and stopping to spin), paired with the SeqCst fences of
+//!   rule 3.
 //!
 //! Alternatives rejected: a single shared queue (contention on every spawn); may's per-worker
 //! inbox with round-robin spawning (a spawn costs an eventfd write; no `runnext`); tokio's LIFO

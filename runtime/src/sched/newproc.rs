@@ -9,7 +9,8 @@
 //!
 //! A new G goes into the spawning P's `runnext` (Go does the same), so a spawn-then-wait pattern
 //! runs the child next on the same thread; from a thread without a P it goes to the global queue.
-//! Either way `wakep` follows, so an idle P picks up the work.
+//! Either way `wakep` follows (unless the spawner holds the only P, when no P can be idle), so an
+//! idle P picks up the work.
 
 use std::io;
 use std::sync::atomic::Ordering;

@@ -132,8 +132,8 @@ impl<T> RunQueue<T> {
         let mut item = item;
         if next {
             let mut old = self.runnext.load(Ordering::Acquire);
-            // CAS, not swap: a thief may take runnext concurrently (see module doc and the loom
-            // note about swap racing a store in ../../../shared/notes/pitfalls.md).
+            // CAS, not swap: a thief may take runnext concurrently (see the module doc; loom 0.7
+            // also reports false deadlocks when a swap races a plain store on one atomic).
             loop {
                 match self.runnext.compare_exchange_weak(
                     old,

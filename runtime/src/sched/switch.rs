@@ -4,7 +4,7 @@
 //! `execute` resumes the G's coroutine with the current M as the resume value, and handles what
 //! the G hands back:
 //!
-//! * returned → the G is dead: its stack goes back to a free list (`newproc::gfput`);
+//! * returned → the G is dead: its stack goes back to a free list (`newproc::gdestroy`);
 //! * `Suspend::Yield` → requeue at the tail of the local ring;
 //! * `Suspend::Park(commit)` → run the commit *here, after the switch*; if it declines, resume the
 //!   G at once (Go's `park_m`: `if !unlockf(gp) { execute(gp) }`).
