@@ -84,4 +84,22 @@ impl P {
     pub(crate) fn schedtick(&self) -> u32 {
         self.schedtick.load(Ordering::Relaxed)
     }
+
+    /// Holder only, once per `execute`: count the G, and either extend the current time slice
+    /// (`inherit`: it came from `runnext`) or start a new one (a new tick).
+    pub(crate) fn count_execute(&self, inherit: bool) {
+        bump(&self.nexecute);
+        if inherit {
+            bump(&self.runnext_streak);
+        } else {
+            self.runnext_streak.store(0, Ordering::Relaxed);
+            bump(&self.schedtick);
+        }
+    }
+}
+
+/// Increment a counter that only the P's holder writes: a plain load and store, no locked
+/// read-modify-write on the scheduler's hot path (readers only need a recent value).
+fn bump(c: &AtomicU32) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }

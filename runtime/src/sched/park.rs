@@ -74,11 +74,17 @@ where
         call: call::<F>,
         data: &mut *commit as *mut F as *mut (),
     };
-    // SAFETY: the yielder was recorded by this G's entry function and lives as long as the
-    // coroutine; we are running on that coroutine's stack.
-    let yielder = unsafe { &*gp.g().yielder.get() };
-    let _m = yielder.suspend(Suspend::Park(req));
+    suspend(gp, Suspend::Park(req));
     // Resumed (possibly on another M). `commit` was consumed by `call`; do not drop it here.
+}
+
+/// Switch from the calling G (`gp`) back to its M with `why`; returns when the G is resumed,
+/// possibly on another M (the M it runs on now is the resume value, unused here).
+fn suspend(gp: GRef, why: Suspend) {
+    // SAFETY: gp is the calling G (callers got it from current_g()); its yielder was recorded by
+    // its entry function and lives as long as the coroutine, on whose stack we are running.
+    let yielder = unsafe { &*gp.g().yielder.get() };
+    let _m = yielder.suspend(why);
 }
 
 /// Make a parked G runnable (Go: `goready`). Callable from a G, from an M's stack (a commit), or
@@ -135,9 +141,7 @@ pub(crate) fn yield_now() {
         std::thread::yield_now();
         return;
     }
-    // SAFETY: as in `park`.
-    let yielder = unsafe { &*gp.g().yielder.get() };
-    let _m = yielder.suspend(Suspend::Yield);
+    suspend(gp, Suspend::Yield);
 }
 
 /// `park` for a G that is unwinding: block the OS thread instead of switching (module doc).

@@ -23,22 +23,7 @@ use super::{context, newproc};
 /// Run `gp` on `m` until it yields, parks for good, or finishes. `inherit`: `gp` came from
 /// `runnext` and shares the current time slice (no new tick).
 pub(crate) fn execute(m: &'static M, gp: GRef, inherit: bool) {
-    {
-        let pp = m.p().expect("execute: M holds no P");
-        // Single writer (the holder): a plain load and store, no locked RMW on the hot path.
-        let n = pp.nexecute.load(std::sync::atomic::Ordering::Relaxed);
-        pp.nexecute
-            .store(n.wrapping_add(1), std::sync::atomic::Ordering::Relaxed);
-        if inherit {
-            pp.runnext_streak
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        } else {
-            pp.runnext_streak
-                .store(0, std::sync::atomic::Ordering::Relaxed);
-            pp.schedtick
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
+    m.p().expect("execute: M holds no P").count_execute(inherit);
     gp.set_status(G_RUNNING);
     loop {
         context::set_current_g(Some(gp));
