@@ -23,8 +23,8 @@
 
 pub use weft_runtime::{
     current, current_id, go, is_started, mapped_stacks, max_procs, num_goroutines, park, run,
-    spawn, stack_budget, yield_now, Builder, Config, Coroutine, JoinHandle, DEFAULT_STACK_SIZE,
-    MAX_PROCS_LIMIT, MIN_STACK_SIZE,
+    sleep, sleep_until, spawn, stack_budget, yield_now, Builder, Config, Coroutine, JoinHandle,
+    DEFAULT_STACK_SIZE, MAX_PROCS_LIMIT, MIN_STACK_SIZE,
 };
 
 /// Sockets over the runtime (the netpoller arrives with the next milestone).

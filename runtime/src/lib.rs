@@ -48,6 +48,8 @@ mod loom;
 #[cfg(not(loom))]
 mod config;
 #[cfg(not(loom))]
+pub mod netpoll;
+#[cfg(not(loom))]
 mod panic;
 #[cfg(not(loom))]
 mod parker;
@@ -57,6 +59,15 @@ pub(crate) mod sched;
 mod spawn;
 #[cfg(not(loom))]
 mod stack;
+#[cfg(not(loom))]
+pub mod sync;
+#[cfg(not(loom))]
+mod time;
+
+#[cfg(loom)]
+#[allow(missing_docs, dead_code)]
+#[path = "netpoll/poll_word.rs"]
+pub(crate) mod poll_word;
 
 #[cfg(loom)]
 #[allow(missing_docs, dead_code)]
@@ -78,6 +89,8 @@ pub use parker::{current, park, Coroutine};
 pub use spawn::{run, spawn, yield_now, Builder, JoinHandle};
 #[cfg(not(loom))]
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+#[cfg(not(loom))]
+pub use time::{sleep, sleep_until};
 
 /// Number of Ps: how many Gs run in parallel (Go: `runtime.GOMAXPROCS(0)`). Starts the runtime.
 ///

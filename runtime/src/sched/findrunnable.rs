@@ -1,20 +1,32 @@
 //! Where an M looks for a G to run (Go: `findRunnable`, `stealWork`, `checkRunqsNoP`).
 //!
-//! Order, as in Go: the global queue every `GLOBAL_RUNQ_TICK` ticks (fairness); the local
-//! `runnext` and ring; the global queue; (the netpoller arrives with the next issue); stealing
-//! from other Ps if this M may spin; then release the P, stop spinning, re-check everything
-//! (rule 3 of the worker protocol in mod.rs; Go calls it the "delicate dance") and sleep in
-//! `stopm`.
+//! Order, as in Go: this P's expired timers; the global queue every `GLOBAL_RUNQ_TICK` ticks
+//! (fairness); the local `runnext` and ring; the global queue; a non-blocking poll of the network
+//! (if ops wait and no M is blocked polling); stealing from other Ps if this M may spin; the
+//! expired timers of all Ps; then release the P, stop spinning, re-check everything (rule 3 of the
+//! worker protocol in mod.rs; Go calls it the "delicate dance"), and finally either become the
+//! one M blocked in `netpoll` until the earliest timer (if ops wait or timers are pending and no
+//! other M is polling), or sleep in `stopm`.
+//!
+//! The blocking poller holds no P while it waits. When it wakes it takes an idle P if there is
+//! one, runs the first readied G and injects the rest (`inject.rs`); without an idle P it injects
+//! them all into the global queue and sleeps in `stopm`.
 
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 use super::g::GRef;
 use super::globrunq::{globrunqget, globrunqget_locked, put_local_batch};
-use super::idle::{acquirep, become_spinning, pidleget_spinning, pidleput, releasep, stopm};
+use super::idle::{
+    acquirep, become_spinning, pidleget, pidleget_spinning, pidleput, releasep, stopm,
+};
+use super::inject::injectglist;
 use super::m::M;
 use super::p::{P, P_RUNNING};
+use super::park::make_runnable;
 use super::{g::G, load, sched, GLOBAL_RUNQ_TICK, RUNNEXT_INHERIT_MAX};
+use crate::netpoll;
+use crate::time::{nanotime, timers};
 
 /// Rounds of stealing over all Ps before giving up (Go: `stealTries`).
 const STEAL_TRIES: usize = 4;
@@ -30,6 +42,11 @@ pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
     let s = sched();
     loop {
         let pp = m.p().expect("findrunnable: M holds no P");
+
+        // This P's timers (they ready Gs into this P's queue).
+        if pp.timers.next() != timers::NONE {
+            pp.timers.run(nanotime());
+        }
 
         // Fairness: now and then the global queue goes first, or two Gs that keep readying each
         // other could keep it waiting forever.
@@ -52,6 +69,13 @@ pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
             }
         }
 
+        // The network, without blocking, if ops wait and no M is blocked polling already.
+        if netpoll::any_waiters() && s.lastpoll.load(Ordering::SeqCst) != 0 {
+            if let Some(gp) = poll_ready(0) {
+                return (gp, false);
+            }
+        }
+
         // Steal, if we may spin: at most half as many spinners as busy Ps.
         let procs = s.procs();
         if m.is_spinning() || 2 * load(&s.nmspinning) < procs.saturating_sub(load(&s.npidle)) {
@@ -61,6 +85,11 @@ pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
             if let Some(gp) = steal_work(m, pp) {
                 return (gp, false);
             }
+        }
+
+        // Timers of every P that expired (idle Ps' and busy Ps' timers run here too).
+        if timers::run_all(nanotime()) > 0 {
+            continue;
         }
 
         // Nothing found: give up the P.
@@ -96,7 +125,89 @@ pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
             }
         }
 
+        // Become the blocking poller, if there is something to poll for and nobody else is.
+        let until = timers::earliest();
+        if (netpoll::any_waiters() || until != timers::NONE)
+            && s.lastpoll.swap(0, Ordering::SeqCst) != 0
+        {
+            match block_in_netpoll(m, until) {
+                Polled::Run(gp) => return (gp, false),
+                Polled::Again => continue,
+                Polled::NoP => {}
+            }
+        } else if until != timers::NONE {
+            // Another M is blocked polling; make sure it wakes up for our earliest timer.
+            let theirs = s.poll_until.load(Ordering::SeqCst);
+            if theirs == 0 || theirs > until {
+                netpoll::netpoll_break();
+            }
+        }
+
         stopm(m);
+    }
+}
+
+/// What the blocking poller does next.
+enum Polled {
+    /// It got a P and a G to run.
+    Run(GRef),
+    /// It got a P but no G (a timer expired, or a break): look for work again.
+    Again,
+    /// No idle P: whatever it readied was injected; sleep.
+    NoP,
+}
+
+/// Block in netpoll until I/O, the timer at `until` (or none: `NONE`), or a break. `m` holds no
+/// P and has claimed the poller role (`lastpoll` is 0).
+fn block_in_netpoll(m: &'static M, until: u64) -> Polled {
+    let s = sched();
+    let delay = if until == timers::NONE {
+        s.poll_until.store(0, Ordering::SeqCst);
+        -1
+    } else {
+        s.poll_until.store(until, Ordering::SeqCst);
+        let now = nanotime();
+        i64::try_from(until.saturating_sub(now)).unwrap_or(i64::MAX)
+    };
+    let mut list = Vec::new();
+    netpoll::netpoll(delay, &mut list);
+    s.poll_until.store(0, Ordering::SeqCst);
+    s.lastpoll.store(nanotime(), Ordering::SeqCst);
+    let pp = {
+        let mut l = s.lock();
+        pidleget(&mut l)
+    };
+    let Some(pp) = pp else {
+        injectglist(&mut list);
+        return Polled::NoP;
+    };
+    acquirep(m, pp);
+    if list.is_empty() {
+        return Polled::Again;
+    }
+    let gp = list.remove(0);
+    injectglist(&mut list);
+    if make_runnable(gp) {
+        Polled::Run(gp)
+    } else {
+        Polled::Again
+    }
+}
+
+/// Non-blocking poll from an M that holds a P: the first readied G is returned to run, the rest
+/// injected.
+fn poll_ready(delay: i64) -> Option<GRef> {
+    let mut list = Vec::new();
+    netpoll::netpoll(delay, &mut list);
+    if list.is_empty() {
+        return None;
+    }
+    let first = list.remove(0);
+    injectglist(&mut list);
+    if make_runnable(first) {
+        Some(first)
+    } else {
+        None
     }
 }
 

@@ -31,6 +31,14 @@ pub(crate) fn globrunqput_batch(batch: Overflow<G>) {
     s.runqsize.store(l.runq.len(), Ordering::SeqCst);
 }
 
+/// Put a batch of Gs (readied by the netpoller) at the tail of the global queue.
+pub(crate) fn globrunqput_batch_vec(gs: impl Iterator<Item = GRef>) {
+    let s = sched();
+    let mut l = s.lock();
+    l.runq.extend(gs);
+    s.runqsize.store(l.runq.len(), Ordering::SeqCst);
+}
+
 /// Take a G from the global queue for P `pp`, plus up to `max - 1` more (0: the fair share) that
 /// go onto `pp`'s local ring. The caller holds `pp` and the lock (`l`); the extra Gs are returned
 /// so the caller can queue them after dropping the lock.

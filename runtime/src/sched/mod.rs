@@ -81,16 +81,20 @@ pub(crate) mod findrunnable;
 pub(crate) mod g;
 pub(crate) mod globrunq;
 pub(crate) mod idle;
+pub(crate) mod inject;
 pub(crate) mod m;
 pub(crate) mod newproc;
 pub(crate) mod p;
 pub(crate) mod park;
 pub mod runq;
 pub(crate) mod switch;
+pub(crate) mod sysmon;
+pub(crate) mod waiter;
 pub(crate) mod wake_word;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Once;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::config::Settings;
@@ -133,6 +137,12 @@ pub(crate) struct Sched {
     pub(crate) goidgen: AtomicU64,
     /// Live Gs (spawned and not yet finished).
     pub(crate) ngoroutines: AtomicUsize,
+    /// When the network was last polled; 0 while an M is blocked in `netpoll` (Go:
+    /// `sched.lastpoll`). Claimed with a swap to 0 by the M that becomes the blocking poller.
+    pub(crate) lastpoll: AtomicU64,
+    /// When the blocked poller will wake up by itself (0: none or no timeout) (Go:
+    /// `sched.pollUntil`).
+    pub(crate) poll_until: AtomicU64,
 }
 
 /// State under `Sched::lock`.
@@ -167,7 +177,8 @@ pub(crate) fn started() -> bool {
 
 #[cold]
 fn start() -> &'static Sched {
-    SCHED.get_or_init(|| {
+    static SYSMON: Once = Once::new();
+    let s = SCHED.get_or_init(|| {
         let cfg: Settings = crate::config::take_for_start();
         crate::stack::init_budget(cfg.max_stacks);
         crate::stack::overflow::install_handler();
@@ -189,9 +200,13 @@ fn start() -> &'static Sched {
             mcount: AtomicUsize::new(0),
             goidgen: AtomicU64::new(1),
             ngoroutines: AtomicUsize::new(0),
+            lastpoll: AtomicU64::new(crate::time::nanotime()),
+            poll_until: AtomicU64::new(0),
             ps,
         }
-    })
+    });
+    SYSMON.call_once(sysmon::start);
+    s
 }
 
 impl Sched {

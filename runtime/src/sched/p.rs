@@ -52,6 +52,8 @@ pub(crate) struct P {
     pub(crate) status: AtomicU8,
     /// Dead Gs with default-size stacks. Holder only.
     gfree: UnsafeCell<Vec<GRef>>,
+    /// This P's timer heap (Go: `p.timers`); has its own lock, so any M may run it.
+    pub(crate) timers: crate::time::timers::Timers,
 }
 
 // SAFETY: `gfree` is accessed only by the M holding the P, and a P changes hands through a lock
@@ -68,6 +70,7 @@ impl P {
             nexecute: AtomicU32::new(0),
             status: AtomicU8::new(P_IDLE),
             gfree: UnsafeCell::new(Vec::with_capacity(GFREE_LOCAL_MAX)),
+            timers: crate::time::timers::Timers::new(),
         }
     }
 

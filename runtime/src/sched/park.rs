@@ -90,24 +90,32 @@ fn suspend(gp: GRef, why: Suspend) {
 /// Make a parked G runnable (Go: `goready`). Callable from a G, from an M's stack (a commit), or
 /// from a plain thread.
 pub(crate) fn ready(gp: GRef) {
+    if make_runnable(gp) {
+        runqput_here(gp, true);
+    }
+}
+
+/// The status half of `ready`: `WAITING` → `RUNNABLE`. Returns `true` if the caller must now
+/// queue `gp`; `false` if `gp` was an unwinding G blocked on its OS thread, which has been woken
+/// there instead (it runs on that thread, never from a queue).
+pub(crate) fn make_runnable(gp: GRef) -> bool {
     // Read everything we need from the G *before* the swap hands it back: once the swap is
     // visible, its owner may run it to completion and recycle or free it.
     let blocked_m = gp.g().blocked_m.load(Ordering::Acquire);
     let id = gp.id();
     let prev = gp.g().status.swap(G_RUNNABLE, Ordering::AcqRel);
     match prev {
-        G_WAITING => {}
+        G_WAITING => true,
         G_BLOCKED_OS => {
             // SAFETY: the M stored itself in blocked_m before publishing gp (so our load, which
             // follows our acquisition of gp, saw it); Ms are never freed.
             unsafe { &*blocked_m }.note.wakeup();
-            return;
+            false
         }
         other => fatal(format_args!(
             "ready: coroutine #{id} is not waiting (status {other}): it was woken twice"
         )),
     }
-    runqput_here(gp, true);
 }
 
 /// Queue `gp` on the current P (into `runnext` with `next`), or globally without a P; then make

@@ -1,0 +1,197 @@
+//! Per-P timer heaps (Go ≥ 1.14: `p.timers`, `addtimer`, `checkTimers`, `runtimer`).
+//!
+//! Each P owns a min-heap of timers keyed by expiry time. A timer is a small plain value: a
+//! `when`, an argument word, a generation and a `&'static TimerKind` that says what firing
+//! means. There is no handle and no in-place removal; instead every kind says, through `live`,
+//! whether a given (arg, gen) still matters. Owners "stop" a timer by bumping the generation
+//! they store on their side (a pollDesc's `rseq`/`wseq`), and a stale entry does nothing when it
+//! fires. Deadlines that are only extended (the common case: a server pushes the read deadline
+//! forward on every request) do not add entries at all: the pending entry fires early, sees the
+//! later deadline and re-arms itself once (see `netpoll/poll_desc.rs`). So the heap holds about
+//! one entry per armed deadline; when stale entries pile up anyway (deadlines shortened or
+//! cleared, descriptors closed), `add` compacts the heap once it doubled since the last
+//! compaction, keeping the cost amortised O(1) per add.
+//!
+//! # Who runs timers
+//!
+//! * The M holding a P, at the top of `findrunnable` (its own heap), and, before it gives up
+//!   its P, the expired timers of every P (so timers of idle Ps and of Ps busy with a long G run
+//!   too; Go steals them in `stealWork`).
+//! * The M blocked in `epoll_wait` sleeps until the earliest timer of all Ps; adding an earlier
+//!   timer breaks that wait (`netpoll::wake_for_timer`, Go: `wakeNetPoller`).
+//!
+//! Firing happens outside the heap lock, on an M's stack while it holds a P, so a `fire`
+//! function may ready Gs (they go to that P's run queue) and take the pollDesc lock. Lock order:
+//! pollDesc lock → heap lock (deadlines add timers under the pollDesc lock; nothing takes a
+//! pollDesc lock while holding a heap lock).
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::sched::{context, sched};
+
+/// What a timer does when it fires; one `static` per use (sleep, read deadline, ...).
+pub(crate) struct TimerKind {
+    /// For diagnostics.
+    #[allow(dead_code)]
+    pub(crate) name: &'static str,
+    /// Called once when the timer expires, with its `arg`, `gen` and the current time. Runs on
+    /// an M's stack that holds a P, outside any heap lock.
+    pub(crate) fire: fn(arg: usize, gen: u64, now: u64),
+    /// Whether an entry still matters; stale entries are dropped when the heap is compacted.
+    pub(crate) live: fn(arg: usize, gen: u64) -> bool,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    when: u64,
+    arg: usize,
+    gen: u64,
+    kind: &'static TimerKind,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.when == other.when
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    /// Reversed, so that `BinaryHeap` (a max-heap) pops the earliest timer first.
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        other.when.cmp(&self.when)
+    }
+}
+
+/// No timer (the value of `Timers::next` for an empty heap).
+pub(crate) const NONE: u64 = u64::MAX;
+
+/// Compaction never runs on heaps smaller than this.
+const COMPACT_MIN: usize = 1024;
+
+/// Expired timers taken out of the heap per lock acquisition.
+const FIRE_BATCH: usize = 16;
+
+struct Heap {
+    heap: BinaryHeap<Entry>,
+    compact_at: usize,
+}
+
+/// One P's timers. See the module doc.
+pub(crate) struct Timers {
+    heap: Mutex<Heap>,
+    /// `when` of the earliest entry, or `NONE` (Go: `timer0When`). Written under the lock, read
+    /// without it, so Ms can skip the lock when nothing is due.
+    next: AtomicU64,
+}
+
+impl Timers {
+    pub(crate) fn new() -> Timers {
+        Timers {
+            heap: Mutex::new(Heap {
+                heap: BinaryHeap::new(),
+                compact_at: COMPACT_MIN,
+            }),
+            next: AtomicU64::new(NONE),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Heap> {
+        // Nothing panics under this lock (fire functions run outside it).
+        self.heap.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Expiry time of the earliest timer, or `NONE`.
+    pub(crate) fn next(&self) -> u64 {
+        self.next.load(Ordering::SeqCst)
+    }
+
+    /// Add a timer. Returns true if it became this heap's earliest.
+    fn add(&self, when: u64, arg: usize, gen: u64, kind: &'static TimerKind) -> bool {
+        let mut h = self.lock();
+        if h.heap.len() >= h.compact_at {
+            h.heap.retain(|e| (e.kind.live)(e.arg, e.gen));
+            h.compact_at = (2 * h.heap.len()).max(COMPACT_MIN);
+        }
+        h.heap.push(Entry {
+            when,
+            arg,
+            gen,
+            kind,
+        });
+        let earliest = when < self.next.load(Ordering::Relaxed);
+        if earliest {
+            self.next.store(when, Ordering::SeqCst);
+        }
+        earliest
+    }
+
+    /// Fire every timer that expired by `now` (Go: `checkTimers`). Returns how many fired.
+    pub(crate) fn run(&self, now: u64) -> usize {
+        let mut fired = 0;
+        while self.next() <= now {
+            let mut batch = [None; FIRE_BATCH];
+            let mut n = 0;
+            {
+                let mut h = self.lock();
+                while n < FIRE_BATCH {
+                    match h.heap.peek() {
+                        Some(e) if e.when <= now => {
+                            batch[n] = h.heap.pop();
+                            n += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                let next = h.heap.peek().map_or(NONE, |e| e.when);
+                self.next.store(next, Ordering::SeqCst);
+            }
+            for e in batch.iter().flatten() {
+                (e.kind.fire)(e.arg, e.gen, now);
+            }
+            fired += n;
+        }
+        fired
+    }
+}
+
+/// Round-robin choice of a P's heap for timers added from plain threads.
+static NEXT_FOREIGN: AtomicUsize = AtomicUsize::new(0);
+
+/// Add a timer to the calling M's P (or, from a thread without a P, to some P), and make sure
+/// some M will wake up for it (Go: `addtimer` + `wakeNetPoller`).
+pub(crate) fn add_timer(when: u64, arg: usize, gen: u64, kind: &'static TimerKind) {
+    let s = sched();
+    let pp = match context::current_p() {
+        Some(pp) => pp,
+        None => &s.ps[NEXT_FOREIGN.fetch_add(1, Ordering::Relaxed) % s.procs()],
+    };
+    if let Err(e) = crate::netpoll::init() {
+        crate::sched::fatal(format_args!("cannot create the netpoller for timers: {e}"));
+    }
+    if pp.timers.add(when, arg, gen, kind) {
+        crate::netpoll::wake_for_timer(when);
+    }
+}
+
+/// The earliest timer of all Ps, or `NONE`.
+pub(crate) fn earliest() -> u64 {
+    sched()
+        .ps
+        .iter()
+        .map(|p| p.timers.next())
+        .min()
+        .unwrap_or(NONE)
+}
+
+/// Fire the expired timers of every P (the caller holds a P). Returns how many fired.
+pub(crate) fn run_all(now: u64) -> usize {
+    sched().ps.iter().map(|p| p.timers.run(now)).sum()
+}
