@@ -387,6 +387,19 @@ impl PollDesc {
         wake_all(woken);
     }
 
+    /// Remove the fd from epoll now, while it is still open (Go: `netpollclose`); the socket
+    /// layer calls this just before `close(2)`. The slot itself stays (evicted) until the
+    /// `PollDesc` is dropped. Idempotent; dropping calls it too.
+    pub fn deregister(&self) {
+        let fd = self.pd().fd.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            if let Some(np) = super::get() {
+                // Errors (EBADF if the fd was closed first, ENOENT) leave nothing registered.
+                let _ = np.epoll.del(fd);
+            }
+        }
+    }
+
     /// Whether epoll reported an error condition (`EPOLLERR` alone) on this fd; the next
     /// syscall reports the error itself.
     pub fn event_error(&self) -> bool {
@@ -405,10 +418,7 @@ impl Drop for PollDesc {
                 "pollDesc closed while an op waits on it (rg={r:#x}, wg={w:#x})"
             ));
         }
-        if let Some(np) = super::get() {
-            // Errors (EBADF if the fd was closed first, ENOENT) leave nothing registered.
-            let _ = np.epoll.del(pd.fd.load(Ordering::Relaxed));
-        }
+        self.deregister();
         free_slot(self.idx);
     }
 }
