@@ -42,11 +42,11 @@ pub use tcp::{Incoming, TcpListener, TcpStream};
 /// `errors.Is(err, net.ErrClosed)`).
 ///
 /// ```
-/// weft::run(|| {
-///     let l = weft::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// weft_runtime::run(|| {
+///     let l = weft_net::TcpListener::bind("127.0.0.1:0").unwrap();
 ///     l.close().unwrap();
 ///     let e = l.accept().unwrap_err();
-///     assert!(weft::net::is_closed(&e));
+///     assert!(weft_net::is_closed(&e));
 ///     assert_eq!(e.kind(), std::io::ErrorKind::NotConnected);
 /// });
 /// ```

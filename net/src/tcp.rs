@@ -18,12 +18,12 @@ use crate::sys;
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use weft::net::{TcpListener, TcpStream};
+/// use weft_net::{TcpListener, TcpStream};
 ///
-/// weft::run(|| {
+/// weft_runtime::run(|| {
 ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 ///     let addr = listener.local_addr().unwrap();
-///     let server = weft::go!(move || {
+///     let server = weft_runtime::go!(move || {
 ///         let (mut conn, _) = listener.accept().unwrap();
 ///         let mut buf = [0u8; 5];
 ///         conn.read_exact(&mut buf).unwrap();
@@ -46,12 +46,12 @@ pub struct TcpListener {
 ///
 /// ```
 /// use std::io::{BufRead, BufReader, Write};
-/// use weft::net::{TcpListener, TcpStream};
+/// use weft_net::{TcpListener, TcpStream};
 ///
-/// weft::run(|| {
+/// weft_runtime::run(|| {
 ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 ///     let addr = listener.local_addr().unwrap();
-///     weft::go!(move || {
+///     weft_runtime::go!(move || {
 ///         let (mut conn, _) = listener.accept().unwrap();
 ///         conn.write_all(b"line one\nline two\n").unwrap();
 ///     });
