@@ -28,10 +28,17 @@
 //! | spawn, G reuse | `newproc`, `gfget` | `sched/newproc.rs` |
 //! | current M/P/G | `getg()` | `sched/context.rs` |
 //! | stacks, budget, overflow | `stack.go` | `stack/mod.rs`, `stack/overflow.rs` |
+//! | netpoller, pollDesc | `netpoll.go`, `netpoll_epoll.go` | `netpoll/` |
+//! | batch wakeups | `injectglist` | `sched/inject.rs` |
+//! | sysmon | `sysmon` | `sched/sysmon.rs` |
+//! | G or thread waiter | (`sudog`) | `sched/waiter.rs` |
+//! | timers, `sleep` | `time.go`, `p.timers` | `time/` |
+//! | semaphore | `sema.go` | `sync/sema.rs` |
 //! | settings | `GOMAXPROCS` | `config.rs` |
 //! | public API | `go` statement | `spawn.rs` |
 //!
-//! The design (protocols, ownership, the rules for user code) is in `docs/DESIGN.md`.
+//! The design (protocols, ownership, the rules for user code) is in `docs/DESIGN.md`; the
+//! netpoller, pollDesc state machine, timers and deadlines in `docs/NETPOLL.md`.
 //!
 //! ## Rules for code running in a G
 //!

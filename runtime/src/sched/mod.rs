@@ -17,14 +17,18 @@
 //! | `newproc.rs`      | `newproc`, `gfget/gfput` | creating Gs, recycling dead Gs and their stacks   |
 //! | `context.rs`      | `getg()`                 | "current M/P/G" (thread-locals, read safely)     |
 //! | `wake_word.rs`    | (`g.param`, `parkingOnChan`) | one-waiter wake words: park token, join packet |
+//! | `waiter.rs`       | (`sudog`)                | a parked G or a blocked plain thread, as a word  |
+//! | `inject.rs`       | `injectglist`            | queueing a batch of Gs readied by netpoll        |
+//! | `sysmon.rs`       | `sysmon`                 | the watchdog thread: polls when nobody has       |
 //!
 //! # The worker protocol (spinning and wakeups)
 //!
 //! An M runs `schedule()` forever: `findrunnable()` → `execute(gp)`. `findrunnable` looks, in
 //! order, at: the global queue every `GLOBAL_RUNQ_TICK` (61) ticks for fairness; the local
-//! `runnext` and ring; the global queue; (the netpoller, from the next issue); then, if it may
+//! `runnext` and ring; the global queue; the netpoller (non-blocking); then, if it may
 //! spin, it *steals* from other Ps (4 rounds over all Ps in random order, half of a victim's ring,
-//! `runnext` only in the last round). With nothing found it releases its P and sleeps (`stopm`).
+//! `runnext` only in the last round). With nothing found it releases its P and either becomes the
+//! one M blocked in `netpoll` (if ops wait or timers are pending) or sleeps (`stopm`).
 //!
 //! An M looking for work without having found any is **spinning**. We keep at most one M spinning
 //! per two busy Ps (`2 * nmspinning < procs - npidle`), so idle Ms do not burn the CPUs the busy
@@ -65,8 +69,9 @@
 //!   between Ms under `Sched::lock` (`pidleput`/`pidleget`) or through `M::nextp` set under that
 //!   lock before the M is woken.
 //! * `Sched::lock` (a std `Mutex`, held only on M stacks and plain threads, never across a park)
-//!   protects the global queue, the idle P and idle M lists. Lock order: `Sched::lock` is a leaf
-//!   for this issue; later issues rank pollDesc → sched → P timers → channel, after Go.
+//!   protects the global queue, the idle P and idle M lists. Lock order, after Go: pollDesc lock →
+//!   P timer heap lock → `Sched::lock`; a `Sema`'s queue lock is a leaf. Timers fire outside the
+//!   heap lock, and nothing takes a pollDesc lock while holding `Sched::lock`.
 //! * Counters read without the lock are atomics: `npidle`, `runqsize` and `npwait` are written
 //!   under the lock where their lists change; `nmspinning` and `needspinning` are changed without
 //!   it (CAS in `wakep`, Ms starting and stopping to spin), paired with the SeqCst fences of
