@@ -2,9 +2,10 @@
 //!
 //! TCP, UDP and Unix sockets with the API of `std::net` / `std::os::unix::net`, whose blocking
 //! calls (`accept`, `connect`, `read`, `write`, `recv_from`, ...) park the calling G instead of
-//! blocking its OS thread. Called from a plain thread (not a G), the same calls block that
-//! thread, so one type serves both. Any library written for blocking `Read + Write` works on
-//! these sockets unchanged.
+//! blocking its OS thread: [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`UnixListener`],
+//! [`UnixStream`] and [`UnixDatagram`]. Called from a plain thread (not a G), the same calls
+//! block that thread, so one type serves both. Any library written for blocking `Read + Write`
+//! works on these sockets unchanged.
 //!
 //! Beyond std: Go's absolute deadlines (`set_deadline`, `set_read_deadline`,
 //! `set_write_deadline`), and `close(&self)`, which closes a socket that other Gs are blocked on
@@ -34,9 +35,15 @@ mod fd;
 mod fd_mutex;
 mod sys;
 mod tcp;
+mod udp;
+mod unix;
 
 pub use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+/// The address of a Unix domain socket, as std reports it (`std::os::unix::net::SocketAddr`).
+pub use std::os::unix::net::SocketAddr as UnixSocketAddr;
 pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 
 /// Whether `e` is the error of an op on a socket closed with `close(&self)` (Go:
 /// `errors.Is(err, net.ErrClosed)`).

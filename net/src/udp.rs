@@ -1,0 +1,285 @@
+//! UDP: [`UdpSocket`], with std's API and Go's deadlines (Go: `net.UDPConn`).
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Type};
+use weft_runtime::netpoll::Direction::{Read as R, Write as W};
+
+use crate::fd::Fd;
+use crate::sys;
+
+/// A UDP socket. Receives park the calling G until a datagram arrives, sends park while the
+/// socket's send buffer is full (a plain thread blocks instead). A receiver and a sender may
+/// block on the same socket at once (share it as `&UdpSocket`, or `try_clone`).
+///
+/// ```
+/// use weft_net::UdpSocket;
+///
+/// weft_runtime::run(|| {
+///     let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     let addr = server.local_addr().unwrap();
+///     let echo = weft_runtime::go!(move || {
+///         let mut buf = [0u8; 64];
+///         let (n, peer) = server.recv_from(&mut buf).unwrap();
+///         server.send_to(&buf[..n], peer).unwrap();
+///     });
+///     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     client.connect(addr).unwrap();
+///     client.send(b"ping").unwrap();
+///     let mut buf = [0u8; 64];
+///     let n = client.recv(&mut buf).unwrap();
+///     assert_eq!(&buf[..n], b"ping");
+///     echo.join().unwrap();
+/// });
+/// ```
+pub struct UdpSocket {
+    fd: Fd<std::net::UdpSocket>,
+}
+
+impl UdpSocket {
+    /// Create a socket bound to `addr` (each resolved address in turn, the first that binds is
+    /// used). Port 0 picks a free port; see [`local_addr`](Self::local_addr).
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+        sys::each_addr(addr, |a| {
+            let sock = sys::socket(Domain::for_address(*a), Type::DGRAM, Some(Protocol::UDP))?;
+            sock.bind(&(*a).into())?;
+            Ok(UdpSocket {
+                fd: Fd::new(sock.into())?,
+            })
+        })
+    }
+
+    /// Receive one datagram, parking until one arrives; returns its length and sender. A
+    /// datagram longer than `buf` is truncated (the rest is lost), as in std.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.fd.op(R, |s| s.recv_from(buf))
+    }
+
+    /// Like [`recv_from`](Self::recv_from) but leaves the datagram queued (`MSG_PEEK`).
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.fd.op(R, |s| s.peek_from(buf))
+    }
+
+    /// Send `buf` as one datagram to `addr`; if `addr` resolves to several addresses, the first
+    /// is used (as in std). Parks while the send buffer is full.
+    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let addr = match addr.to_socket_addrs()?.next() {
+            Some(a) => a,
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "no addresses to send data to",
+                ))
+            }
+        };
+        self.fd.op(W, |s| s.send_to(buf, addr))
+    }
+
+    /// Set the default destination for [`send`](Self::send) and the only source accepted by
+    /// [`recv`](Self::recv) (each resolved address in turn, the first that succeeds is used).
+    /// Does not block: UDP has no handshake.
+    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        sys::each_addr(addr, |a| {
+            let _g = self.fd.incref()?;
+            self.fd.sock().connect(a)
+        })
+    }
+
+    /// Send `buf` as one datagram to the connected peer. Parks while the send buffer is full.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.fd.op(W, |s| s.send(buf))
+    }
+
+    /// Receive one datagram from the connected peer, parking until one arrives.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.op(R, |s| s.recv(buf))
+    }
+
+    /// Like [`recv`](Self::recv) but leaves the datagram queued (`MSG_PEEK`).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.op(R, |s| s.peek(buf))
+    }
+
+    /// The connected peer's address (`NotConnected` if `connect` was not called).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().local_addr()
+    }
+
+    /// A second handle to the same socket (a `dup`ed fd with its own registration), e.g. for one
+    /// G that receives and another that sends. Timeouts and deadlines are per handle.
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        let _g = self.fd.incref()?;
+        Ok(UdpSocket {
+            fd: Fd::new(self.fd.sock().try_clone()?)?,
+        })
+    }
+
+    /// std's read timeout: each receive waits at most this long, then fails with
+    /// `ErrorKind::TimedOut` (std on Unix says `WouldBlock`; weft follows Go and says what
+    /// happened). `None` waits forever; `Some(0)` is an `InvalidInput` error.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.fd.set_timeout(R, timeout)
+    }
+
+    /// std's write timeout; see [`set_read_timeout`](Self::set_read_timeout).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.fd.set_timeout(W, timeout)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.fd.timeout(R)
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.fd.timeout(W)
+    }
+
+    /// Go's `SetDeadline`: an absolute deadline for receives and sends, `None` to clear. Ops
+    /// waiting past it fail with `ErrorKind::TimedOut`; a deadline in the past fails the next op
+    /// at once; moving it affects ops already waiting.
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.fd.set_deadline(R, deadline)?;
+        self.fd.set_deadline(W, deadline)
+    }
+
+    /// Go's `SetReadDeadline` (receives and peeks).
+    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.fd.set_deadline(R, deadline)
+    }
+
+    /// Go's `SetWriteDeadline` (sends).
+    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.fd.set_deadline(W, deadline)
+    }
+
+    /// Set `SO_BROADCAST`.
+    pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().set_broadcast(broadcast)
+    }
+
+    /// `SO_BROADCAST`.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().broadcast()
+    }
+
+    /// Set `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().ttl()
+    }
+
+    /// Set `IP_MULTICAST_LOOP`.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().set_multicast_loop_v4(on)
+    }
+
+    /// `IP_MULTICAST_LOOP`.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().multicast_loop_v4()
+    }
+
+    /// Set `IP_MULTICAST_TTL`.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().set_multicast_ttl_v4(ttl)
+    }
+
+    /// `IP_MULTICAST_TTL`.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().multicast_ttl_v4()
+    }
+
+    /// Set `IPV6_MULTICAST_LOOP`.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().set_multicast_loop_v6(on)
+    }
+
+    /// `IPV6_MULTICAST_LOOP`.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().multicast_loop_v6()
+    }
+
+    /// Join an IPv4 multicast group (`IP_ADD_MEMBERSHIP`) on the interface with address
+    /// `interface` (`UNSPECIFIED`: let the OS choose).
+    pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().join_multicast_v4(multiaddr, interface)
+    }
+
+    /// Join an IPv6 multicast group (`IPV6_ADD_MEMBERSHIP`) on interface index `interface`
+    /// (0: let the OS choose).
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().join_multicast_v6(multiaddr, interface)
+    }
+
+    /// Leave an IPv4 multicast group (`IP_DROP_MEMBERSHIP`).
+    pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().leave_multicast_v4(multiaddr, interface)
+    }
+
+    /// Leave an IPv6 multicast group (`IPV6_DROP_MEMBERSHIP`).
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().leave_multicast_v6(multiaddr, interface)
+    }
+
+    /// Read and clear `SO_ERROR` (e.g. an ICMP port-unreachable reported for a connected socket).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let _g = self.fd.incref()?;
+        self.fd.sock().take_error()
+    }
+
+    /// Close the socket now, even while other Gs are blocked receiving or sending on it (Go's
+    /// `Conn.Close`): they return the closed error (`ErrorKind::NotConnected`, see
+    /// [`is_closed`](crate::is_closed)), as do later calls. Returns once the fd is closed and the
+    /// port released. Dropping the socket closes it too.
+    pub fn close(&self) -> io::Result<()> {
+        self.fd.close()
+    }
+
+    /// Wrap a std socket (switched to non-blocking mode).
+    pub fn from_std(s: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        s.set_nonblocking(true)?;
+        Ok(UdpSocket { fd: Fd::new(s)? })
+    }
+}
+
+crate::fd_traits!(UdpSocket, std::net::UdpSocket);
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("fd", &self.as_raw_fd())
+            .field("addr", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .finish()
+    }
+}
