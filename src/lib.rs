@@ -16,7 +16,8 @@
 //!
 //! This crate re-exports the public API of `weft-runtime` (scheduler) and `weft-net` (sockets).
 //! Read `docs/DESIGN.md` for how weft maps to Go's runtime and for the rules that code running
-//! in a G must follow (thread-locals and std locks across blocking calls).
+//! in a G must follow (thread-locals and std locks across blocking calls), and `docs/NETPOLL.md`
+//! for the netpoller, timers and socket deadlines.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
@@ -27,7 +28,8 @@ pub use weft_runtime::{
     DEFAULT_STACK_SIZE, MAX_PROCS_LIMIT, MIN_STACK_SIZE,
 };
 
-/// Sockets over the runtime (the netpoller arrives with the next milestone).
+/// Sockets over the runtime: `std::net`'s API (TCP, UDP, Unix), parking the G instead of
+/// blocking the thread, plus Go's deadlines and `close(&self)`. See `docs/NETPOLL.md`.
 pub use weft_net as net;
 
 /// The README's example is compiled and run as a doc test, so it cannot rot.
