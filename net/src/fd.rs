@@ -13,10 +13,17 @@
 //! # Closing (Go: `FD.Close`, `destroy`)
 //!
 //! `close(&self)` may run while other Gs are blocked in ops on the same socket: it marks the
-//! mutex closed, evicts the pollDesc (blocked ops wake and return the closed error), and the fd
-//! is deregistered and closed by whoever drops the last reference — `close` itself, or the last
-//! op to leave. `close` waits for that, so when it returns the fd is closed (a listener's port is
-//! free again). Dropping the value does the same without waiting (no op can be in flight then).
+//! mutex closed, evicts the pollDesc (blocked ops wake and return the closed error), and the
+//! socket is released by whoever drops the last reference — `close` itself, or the last op to
+//! leave. `close` waits for that, so when it returns the socket is closed (the connection is
+//! torn down, a listener's port is free again).
+//!
+//! Releasing the socket does not free the fd *number*: `dup3` atomically points it at a dead
+//! placeholder socket (an unconnected Unix socket), which closes the real socket. The number
+//! stays ours until the value is dropped. So a `BorrowedFd` from `as_fd()` (whose lifetime is
+//! tied to `&self`, not to `close`) never ends up naming some other file that reused the number,
+//! and an op that races with `close` can at worst hit the placeholder (`ENOTCONN`), never a
+//! stranger's socket. Dropping the value deregisters and closes the number.
 //!
 //! # Timeouts (std's `set_read_timeout`) and deadlines (Go's `SetReadDeadline`)
 //!
@@ -26,9 +33,9 @@
 
 use std::io;
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use weft_runtime::netpoll::{closed_error, Direction, PollDesc};
@@ -51,8 +58,10 @@ pub(crate) struct Fd<S: AsRawFd> {
     mu: FdMutex,
     /// Released by `destroy`; `close` waits on it (Go: `csema`).
     csema: Sema,
-    /// Whether the fd has been released (closed, or given away by `into_inner`).
+    /// Whether the socket has been released (`destroy`).
     destroyed: AtomicBool,
+    /// Whether `into_inner` moved `sock` out.
+    taken: bool,
     /// Read then write timing.
     timing: [Mutex<Timing>; 2],
     /// Whether a timeout is set for the direction (skip the lock otherwise).
@@ -87,13 +96,17 @@ impl<S: AsRawFd> Drop for OpGuard<'_, S> {
 impl<S: AsRawFd> Fd<S> {
     /// Take ownership of a socket that is already non-blocking and register it.
     pub(crate) fn new(sock: S) -> io::Result<Fd<S>> {
-        let pd = PollDesc::open(sock.as_raw_fd())?;
+        // SAFETY: the fd number stays open until `Drop` (or `into_inner`) has deregistered the
+        // pollDesc: `destroy` only repoints the number at the placeholder, and `Drop` closes it
+        // after `deregister`.
+        let pd = unsafe { PollDesc::open(sock.as_raw_fd()) }?;
         Ok(Fd {
             sock: ManuallyDrop::new(sock),
             pd,
             mu: FdMutex::new(),
             csema: Sema::new(0),
             destroyed: AtomicBool::new(false),
+            taken: false,
             timing: Default::default(),
             timed: Default::default(),
         })
@@ -246,41 +259,73 @@ impl<S: AsRawFd> Fd<S> {
         Ok(())
     }
 
-    /// Release the fd: deregister, then close it (Go: `FD.destroy`). Runs once, by the holder of
-    /// the last reference after `close`.
+    /// Release the socket (Go: `FD.destroy`): deregister it, then close it by pointing the fd
+    /// number at the placeholder (module doc). Runs once, by the holder of the last reference
+    /// after `close`.
     fn destroy(&self) {
         if self.destroyed.swap(true, Ordering::AcqRel) {
             return;
         }
         self.pd.deregister();
-        // SAFETY: `sock` owns this fd; the FdMutex guarantees no op is using it and none can start
-        // (it is closed with no references left), and `sock` is in a ManuallyDrop that is never
-        // dropped, so the fd is closed exactly once, here.
-        unsafe { libc::close(self.raw()) };
+        match dead_socket() {
+            Some(dead) => {
+                // SAFETY: `dead` is our own open placeholder and `self.raw()` is an fd number
+                // that `sock` owns; dup3 replaces what the number refers to, closing the real
+                // socket, and the number itself stays owned by `sock` (closed in `Drop`).
+                let r = unsafe { libc::dup3(dead, self.raw(), libc::O_CLOEXEC) };
+                if r < 0 {
+                    self.shutdown_fallback();
+                }
+            }
+            None => self.shutdown_fallback(),
+        }
         self.csema.release();
     }
 
-    /// Give up the socket without closing it (`IntoRawFd`): deregister it and return it.
+    /// Without a placeholder (out of fds when it was first needed), at least end the connection
+    /// now; the fd itself is closed when the value is dropped.
+    fn shutdown_fallback(&self) {
+        // SAFETY: shutdown on a number `sock` owns; it does not free the number.
+        unsafe { libc::shutdown(self.raw(), libc::SHUT_RDWR) };
+    }
+
+    /// Give up the socket without closing it (`IntoRawFd`): deregister it and return it. After
+    /// `close`, the socket returned is the dead placeholder's duplicate.
     pub(crate) fn into_inner(mut self) -> S {
         self.pd.deregister();
         self.destroyed.store(true, Ordering::Release);
-        // SAFETY: `self` is consumed: `Drop` sees `destroyed` and does not touch `sock` again,
-        // so the value is moved out exactly once.
+        self.taken = true;
+        // SAFETY: `taken` tells `Drop` not to touch `sock`, so the value is moved out exactly
+        // once.
         unsafe { ManuallyDrop::take(&mut self.sock) }
     }
 }
 
 impl<S: AsRawFd> Drop for Fd<S> {
     fn drop(&mut self) {
-        if self.destroyed.load(Ordering::Acquire) {
+        if self.taken {
             return;
         }
-        // `&mut self`: no op is in flight, so this releases the fd at once.
-        if self.mu.incref_and_close() {
-            self.pd.evict();
-            if self.mu.decref() {
-                self.destroy();
-            }
-        }
+        // `&mut self`: no op is in flight and no borrow of the fd is alive. Deregister while the
+        // number still names our file, then close it (the socket, or the placeholder after
+        // `close`). The pollDesc slot is freed when the field is dropped after this.
+        self.pd.deregister();
+        // SAFETY: `sock` has not been taken (`taken` is false) and is dropped exactly once, here.
+        unsafe { ManuallyDrop::drop(&mut self.sock) };
     }
+}
+
+/// The placeholder every closed socket's fd number is pointed at: an unconnected Unix stream
+/// socket (reads and writes fail with `ENOTCONN`/`EPIPE`; epoll reports it hung up). Created on
+/// first use; `None` if that failed.
+fn dead_socket() -> Option<RawFd> {
+    static DEAD: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    DEAD.get_or_init(|| {
+        // SAFETY: plain socket(2) call; on success we take ownership of the new fd.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        // SAFETY: a non-negative return is a new fd that nothing else owns.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    })
+    .as_ref()
+    .map(|f| f.as_raw_fd())
 }

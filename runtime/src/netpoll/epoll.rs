@@ -107,9 +107,12 @@ impl Epoll {
                 return Ok(r as usize);
             }
             let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ENOSYS) {
+            if e.raw_os_error() == Some(libc::EINTR) {
                 return Err(e);
             }
+            // ENOSYS on old kernels; EPERM (or another error) where a seccomp profile that
+            // predates the syscall blocks it. Our arguments are valid, so any error means
+            // "not available here": use epoll_wait from now on.
             self.no_pwait2.store(true, Ordering::Relaxed);
         }
         let ms = match timeout_ns {
@@ -147,5 +150,16 @@ impl Epoll {
         // SAFETY: reads 8 bytes into a valid u64 from our non-blocking eventfd; EAGAIN (nothing
         // pending) is fine.
         let _ = unsafe { libc::read(self.evfd, &mut buf as *mut u64 as *mut libc::c_void, 8) };
+    }
+}
+
+impl Drop for Epoll {
+    /// Only on the error path of `new` (the netpoller itself lives for the whole process).
+    fn drop(&mut self) {
+        // SAFETY: both fds were created by `new` and are owned by this value alone.
+        unsafe {
+            libc::close(self.evfd);
+            libc::close(self.epfd);
+        }
     }
 }

@@ -104,6 +104,7 @@ pub(crate) fn netpoll(delay_ns: i64, out: &mut Vec<GRef>) {
     };
     const R: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
     const W: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+    let mut woken = 0;
     for ev in &events[..n] {
         let (bits, data) = (ev.events, ev.u64);
         if data == BREAK_TAG {
@@ -116,8 +117,13 @@ pub(crate) fn netpoll(delay_ns: i64, out: &mut Vec<GRef>) {
         let (read, write) = (bits & R != 0, bits & W != 0);
         if read || write {
             let err = bits == libc::EPOLLERR as u32;
-            poll_desc::ready_event(data, read, write, err, out);
+            woken += poll_desc::ready_event(data, read, write, err, out);
         }
+    }
+    if woken > 0 {
+        // Once per batch (Go: `netpollAdjustWaiters`). The count only gates polling: an M that
+        // parks a G goes on to findrunnable and sees its own increment.
+        WAITERS.fetch_sub(woken, Ordering::SeqCst);
     }
 }
 

@@ -217,19 +217,23 @@ impl Direction {
 ///
 /// let (mut a, b) = UnixStream::pair().unwrap();
 /// a.set_nonblocking(true).unwrap();
-/// let pd = PollDesc::open(a.as_raw_fd()).unwrap();
+/// // SAFETY: the G below drops `pd` before `a`, which owns the fd.
+/// let pd = unsafe { PollDesc::open(a.as_raw_fd()) }.unwrap();
 /// let h = weft_runtime::go!(move || {
 ///     let mut buf = [0u8; 5];
 ///     pd.prepare(Direction::Read).unwrap();
-///     loop {
+///     let n = loop {
 ///         match a.read(&mut buf) {
-///             Ok(n) => return buf[..n].to_vec(),
+///             Ok(n) => break n,
 ///             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
 ///                 pd.wait(Direction::Read).unwrap()
 ///             }
 ///             Err(e) => panic!("{e}"),
 ///         }
-///     }
+///     };
+///     drop(pd);
+///     drop(a);
+///     buf[..n].to_vec()
 /// });
 /// (&b).write_all(b"hello").unwrap();
 /// assert_eq!(h.join().unwrap(), b"hello");
@@ -242,7 +246,12 @@ pub struct PollDesc {
 impl PollDesc {
     /// Register `fd` (which must be non-blocking) with the netpoller: edge-triggered, both
     /// directions (Go: `poll_runtime_pollOpen`).
-    pub fn open(fd: RawFd) -> io::Result<PollDesc> {
+    ///
+    /// # Safety
+    /// `fd` must stay open, and keep naming the same file, until this `PollDesc` has been
+    /// deregistered or dropped: both run `EPOLL_CTL_DEL` on the number, which would otherwise
+    /// remove the registration of whatever file reused it (I/O safety, as for `BorrowedFd`).
+    pub unsafe fn open(fd: RawFd) -> io::Result<PollDesc> {
         let np = super::init()?;
         let idx = {
             let mut g = alloc_lock();
@@ -461,7 +470,9 @@ fn block(pd: &'static Pd, write: bool) -> bool {
                 WAITERS.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            if waiter::is_thread(w) {
+            // A plain thread, or a G that parks while unwinding (its M blocks the OS thread
+            // and gave its P away): no M of theirs goes on to poll, so make sure one does.
+            if waiter::is_thread(w) || std::thread::panicking() {
                 ensure_poller();
             }
             true
@@ -592,8 +603,11 @@ pub(crate) fn ready_event(
     if pd.seq.load(Ordering::Acquire) != seq {
         return 0; // an event for a descriptor that has been closed: stale
     }
+    // Set or clear on every event, as Go does, so the flag describes the latest event.
     if err {
         pd.info.set(INFO_EVENT_ERR);
+    } else if pd.info.load() & INFO_EVENT_ERR != 0 {
+        pd.info.clear(INFO_EVENT_ERR);
     }
     let mut n = 0;
     for (on, word) in [(read, &pd.rg), (write, &pd.wg)] {

@@ -61,7 +61,9 @@ fn run() -> ! {
             }
         }
         if timers::earliest() < now && s.npidle.load(Ordering::SeqCst) != 0 {
-            idle::wakep();
+            // Not wakep: it does nothing while some M spins, and a spinner that keeps finding
+            // work to steal may never look at an idle P's timers (Go: `startm(nil, false)`).
+            idle::startm(None, false);
         }
     }
 }
