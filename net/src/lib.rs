@@ -31,6 +31,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod common;
 mod fd;
 mod fd_mutex;
 mod sys;
@@ -59,41 +60,4 @@ pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 /// ```
 pub fn is_closed(e: &std::io::Error) -> bool {
     weft_runtime::netpoll::is_closed_error(e)
-}
-
-/// The conversions every socket type has: `AsRawFd`, `AsFd`, `IntoRawFd` (deregisters and
-/// hands over the still non-blocking fd), and `From` the std type (switched to non-blocking;
-/// panics only if the netpoller cannot register the fd, e.g. out of memory — use `from_std` to
-/// get that as an error).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! fd_traits {
-    ($t:ident, $std:ty) => {
-        impl ::std::os::fd::AsRawFd for $t {
-            fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
-                self.fd.raw()
-            }
-        }
-        impl ::std::os::fd::AsFd for $t {
-            fn as_fd(&self) -> ::std::os::fd::BorrowedFd<'_> {
-                ::std::os::fd::AsFd::as_fd(self.fd.sock())
-            }
-        }
-        impl ::std::os::fd::IntoRawFd for $t {
-            fn into_raw_fd(self) -> ::std::os::fd::RawFd {
-                ::std::os::fd::IntoRawFd::into_raw_fd(self.fd.into_inner())
-            }
-        }
-        impl From<$std> for $t {
-            fn from(s: $std) -> $t {
-                match $t::from_std(s) {
-                    Ok(v) => v,
-                    Err(e) => panic!(
-                        "weft: cannot register a {} with the netpoller: {e}",
-                        stringify!($std)
-                    ),
-                }
-            }
-        }
-    };
 }

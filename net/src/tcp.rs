@@ -2,7 +2,7 @@
 //! `net.TCPListener`).
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -137,38 +137,13 @@ impl TcpListener {
         self.fd.sock().ttl()
     }
 
-    /// Read and clear `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let _g = self.fd.incref()?;
-        self.fd.sock().take_error()
-    }
-
-    /// A second handle to the same listening socket (a `dup`ed fd with its own registration).
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        let _g = self.fd.incref()?;
-        Ok(TcpListener {
-            fd: Fd::new(self.fd.sock().try_clone()?)?,
-        })
-    }
-
     /// Deadline for `accept` (Go: `TCPListener.SetDeadline`); `None` clears it. An `accept`
     /// waiting past it returns `ErrorKind::TimedOut`.
     pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.fd.set_deadline(R, deadline)
     }
 
-    /// Close the listener now, even while other Gs are blocked in `accept` on it: they return
-    /// the closed error (`ErrorKind::NotConnected`, see [`is_closed`](crate::is_closed)). Returns
-    /// once the fd is closed and the port released. Dropping the listener closes it too.
-    pub fn close(&self) -> io::Result<()> {
-        self.fd.close()
-    }
-
-    /// Wrap a std listener (switched to non-blocking mode).
-    pub fn from_std(l: std::net::TcpListener) -> io::Result<TcpListener> {
-        l.set_nonblocking(true)?;
-        Ok(TcpListener { fd: Fd::new(l)? })
-    }
+    crate::common::fd_methods!(TcpListener, std::net::TcpListener);
 }
 
 impl TcpStream {
@@ -250,54 +225,7 @@ impl TcpStream {
         self.fd.sock().shutdown(how)
     }
 
-    /// A second handle to the same connection (a `dup`ed fd with its own registration), e.g.
-    /// for one G that reads and another that writes. Timeouts and deadlines are per handle.
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let _g = self.fd.incref()?;
-        Ok(TcpStream {
-            fd: Fd::new(self.fd.sock().try_clone()?)?,
-        })
-    }
-
-    /// std's read timeout: each read waits at most this long, then fails with
-    /// `ErrorKind::TimedOut` (std on Unix says `WouldBlock`; weft follows Go and says what
-    /// happened). `None` waits forever; `Some(0)` is an `InvalidInput` error.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(R, timeout)
-    }
-
-    /// std's write timeout; see [`set_read_timeout`](Self::set_read_timeout).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(W, timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.fd.timeout(R)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.fd.timeout(W)
-    }
-
-    /// Go's `SetDeadline`: an absolute deadline for reads and writes, `None` to clear. Ops
-    /// waiting past it fail with `ErrorKind::TimedOut`; a deadline in the past fails the next op
-    /// at once; moving it affects ops already waiting.
-    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(R, deadline)?;
-        self.fd.set_deadline(W, deadline)
-    }
-
-    /// Go's `SetReadDeadline`.
-    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(R, deadline)
-    }
-
-    /// Go's `SetWriteDeadline`.
-    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(W, deadline)
-    }
+    crate::common::timing_methods!();
 
     /// Read without consuming (`MSG_PEEK`), parking until data is available.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -328,99 +256,13 @@ impl TcpStream {
         self.fd.sock().ttl()
     }
 
-    /// Read and clear `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let _g = self.fd.incref()?;
-        self.fd.sock().take_error()
-    }
-
-    /// Close the connection now, even while other Gs are blocked reading or writing it (Go's
-    /// `Conn.Close`): they return the closed error (`ErrorKind::NotConnected`, see
-    /// [`is_closed`](crate::is_closed)), as do later calls. Returns once the fd is closed.
-    /// Dropping the stream closes it too.
-    pub fn close(&self) -> io::Result<()> {
-        self.fd.close()
-    }
-
-    /// Wrap a std stream (switched to non-blocking mode).
-    pub fn from_std(s: std::net::TcpStream) -> io::Result<TcpStream> {
-        s.set_nonblocking(true)?;
-        Ok(TcpStream { fd: Fd::new(s)? })
-    }
+    crate::common::fd_methods!(TcpStream, std::net::TcpStream);
 }
 
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.op(R, |mut s| s.read(buf))
-    }
+crate::common::stream_io!(TcpStream);
 
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.fd.op(R, |mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.fd.op(W, |mut s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.fd.op(W, |mut s| s.write_vectored(bufs))
-    }
-
-    /// Holds the write lock for the whole buffer, so concurrent `write_all`s on one stream do
-    /// not interleave (as Go's `Conn.Write`).
-    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
-        let _g = self.fd.lock(W)?;
-        while !buf.is_empty() {
-            match self.fd.op_locked(W, |mut s| s.write(buf))? {
-                0 => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "failed to write whole buffer",
-                    ))
-                }
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        (&*self).write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-crate::fd_traits!(TcpStream, std::net::TcpStream);
-crate::fd_traits!(TcpListener, std::net::TcpListener);
+crate::common::fd_traits!(TcpStream, std::net::TcpStream);
+crate::common::fd_traits!(TcpListener, std::net::TcpListener);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

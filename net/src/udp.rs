@@ -4,7 +4,6 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Type};
 use weft_runtime::netpoll::Direction::{Read as R, Write as W};
@@ -116,54 +115,7 @@ impl UdpSocket {
         self.fd.sock().local_addr()
     }
 
-    /// A second handle to the same socket (a `dup`ed fd with its own registration), e.g. for one
-    /// G that receives and another that sends. Timeouts and deadlines are per handle.
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let _g = self.fd.incref()?;
-        Ok(UdpSocket {
-            fd: Fd::new(self.fd.sock().try_clone()?)?,
-        })
-    }
-
-    /// std's read timeout: each receive waits at most this long, then fails with
-    /// `ErrorKind::TimedOut` (std on Unix says `WouldBlock`; weft follows Go and says what
-    /// happened). `None` waits forever; `Some(0)` is an `InvalidInput` error.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(R, timeout)
-    }
-
-    /// std's write timeout; see [`set_read_timeout`](Self::set_read_timeout).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(W, timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.fd.timeout(R)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.fd.timeout(W)
-    }
-
-    /// Go's `SetDeadline`: an absolute deadline for receives and sends, `None` to clear. Ops
-    /// waiting past it fail with `ErrorKind::TimedOut`; a deadline in the past fails the next op
-    /// at once; moving it affects ops already waiting.
-    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(R, deadline)?;
-        self.fd.set_deadline(W, deadline)
-    }
-
-    /// Go's `SetReadDeadline` (receives and peeks).
-    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(R, deadline)
-    }
-
-    /// Go's `SetWriteDeadline` (sends).
-    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(W, deadline)
-    }
+    crate::common::timing_methods!();
 
     /// Set `SO_BROADCAST`.
     pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
@@ -251,28 +203,10 @@ impl UdpSocket {
         self.fd.sock().leave_multicast_v6(multiaddr, interface)
     }
 
-    /// Read and clear `SO_ERROR` (e.g. an ICMP port-unreachable reported for a connected socket).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let _g = self.fd.incref()?;
-        self.fd.sock().take_error()
-    }
-
-    /// Close the socket now, even while other Gs are blocked receiving or sending on it (Go's
-    /// `Conn.Close`): they return the closed error (`ErrorKind::NotConnected`, see
-    /// [`is_closed`](crate::is_closed)), as do later calls. Returns once the fd is closed and the
-    /// port released. Dropping the socket closes it too.
-    pub fn close(&self) -> io::Result<()> {
-        self.fd.close()
-    }
-
-    /// Wrap a std socket (switched to non-blocking mode).
-    pub fn from_std(s: std::net::UdpSocket) -> io::Result<UdpSocket> {
-        s.set_nonblocking(true)?;
-        Ok(UdpSocket { fd: Fd::new(s)? })
-    }
+    crate::common::fd_methods!(UdpSocket, std::net::UdpSocket);
 }
 
-crate::fd_traits!(UdpSocket, std::net::UdpSocket);
+crate::common::fd_traits!(UdpSocket, std::net::UdpSocket);
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

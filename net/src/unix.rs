@@ -5,12 +5,12 @@
 //! [`std::os::unix::net::SocketAddr`] (re-exported as [`UnixSocketAddr`](crate::UnixSocketAddr)).
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use socket2::{Domain, SockAddr, SockRef, Type};
 use weft_runtime::netpoll::Direction::{Read as R, Write as W};
@@ -155,39 +155,13 @@ impl UnixListener {
         self.fd.sock().local_addr()
     }
 
-    /// Read and clear `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let _g = self.fd.incref()?;
-        self.fd.sock().take_error()
-    }
-
-    /// A second handle to the same listening socket (a `dup`ed fd with its own registration).
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        let _g = self.fd.incref()?;
-        Ok(UnixListener {
-            fd: Fd::new(self.fd.sock().try_clone()?)?,
-        })
-    }
-
     /// Deadline for `accept` (Go: `UnixListener.SetDeadline`); `None` clears it. An `accept`
     /// waiting past it returns `ErrorKind::TimedOut`.
     pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.fd.set_deadline(R, deadline)
     }
 
-    /// Close the listener now, even while other Gs are blocked in `accept` on it: they return
-    /// the closed error (`ErrorKind::NotConnected`, see [`is_closed`](crate::is_closed)). Returns
-    /// once the fd is closed. The socket file stays; remove it yourself. Dropping the listener
-    /// closes it too.
-    pub fn close(&self) -> io::Result<()> {
-        self.fd.close()
-    }
-
-    /// Wrap a std listener (switched to non-blocking mode).
-    pub fn from_std(l: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        l.set_nonblocking(true)?;
-        Ok(UnixListener { fd: Fd::new(l)? })
-    }
+    crate::common::fd_methods!(UnixListener, std::os::unix::net::UnixListener);
 }
 
 impl UnixStream {
@@ -251,145 +225,12 @@ impl UnixStream {
         self.fd.sock().shutdown(how)
     }
 
-    /// A second handle to the same connection (a `dup`ed fd with its own registration), e.g.
-    /// for one G that reads and another that writes. Timeouts and deadlines are per handle.
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let _g = self.fd.incref()?;
-        Ok(UnixStream {
-            fd: Fd::new(self.fd.sock().try_clone()?)?,
-        })
-    }
+    crate::common::timing_methods!();
 
-    /// std's read timeout: each read waits at most this long, then fails with
-    /// `ErrorKind::TimedOut` (std on Unix says `WouldBlock`; weft follows Go and says what
-    /// happened). `None` waits forever; `Some(0)` is an `InvalidInput` error.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(R, timeout)
-    }
-
-    /// std's write timeout; see [`set_read_timeout`](Self::set_read_timeout).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(W, timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.fd.timeout(R)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.fd.timeout(W)
-    }
-
-    /// Go's `SetDeadline`: an absolute deadline for reads and writes, `None` to clear. Ops
-    /// waiting past it fail with `ErrorKind::TimedOut`; a deadline in the past fails the next op
-    /// at once; moving it affects ops already waiting.
-    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(R, deadline)?;
-        self.fd.set_deadline(W, deadline)
-    }
-
-    /// Go's `SetReadDeadline`.
-    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(R, deadline)
-    }
-
-    /// Go's `SetWriteDeadline`.
-    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(W, deadline)
-    }
-
-    /// Read and clear `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let _g = self.fd.incref()?;
-        self.fd.sock().take_error()
-    }
-
-    /// Close the connection now, even while other Gs are blocked reading or writing it (Go's
-    /// `Conn.Close`): they return the closed error (`ErrorKind::NotConnected`, see
-    /// [`is_closed`](crate::is_closed)), as do later calls. Returns once the fd is closed.
-    /// Dropping the stream closes it too.
-    pub fn close(&self) -> io::Result<()> {
-        self.fd.close()
-    }
-
-    /// Wrap a std stream (switched to non-blocking mode).
-    pub fn from_std(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        s.set_nonblocking(true)?;
-        Ok(UnixStream { fd: Fd::new(s)? })
-    }
+    crate::common::fd_methods!(UnixStream, std::os::unix::net::UnixStream);
 }
 
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.op(R, |mut s| s.read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.fd.op(R, |mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.fd.op(W, |mut s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.fd.op(W, |mut s| s.write_vectored(bufs))
-    }
-
-    /// Holds the write lock for the whole buffer, so concurrent `write_all`s on one stream do
-    /// not interleave (as Go's `Conn.Write`).
-    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
-        let _g = self.fd.lock(W)?;
-        while !buf.is_empty() {
-            match self.fd.op_locked(W, |mut s| s.write(buf))? {
-                0 => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "failed to write whole buffer",
-                    ))
-                }
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        (&*self).write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+crate::common::stream_io!(UnixStream);
 
 impl UnixDatagram {
     /// Create the socket file at `path` and bind a datagram socket to it. Fails with
@@ -472,79 +313,14 @@ impl UnixDatagram {
         self.fd.sock().shutdown(how)
     }
 
-    /// A second handle to the same socket (a `dup`ed fd with its own registration). Timeouts
-    /// and deadlines are per handle.
-    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        let _g = self.fd.incref()?;
-        Ok(UnixDatagram {
-            fd: Fd::new(self.fd.sock().try_clone()?)?,
-        })
-    }
+    crate::common::timing_methods!();
 
-    /// std's read timeout: each receive waits at most this long, then fails with
-    /// `ErrorKind::TimedOut` (std on Unix says `WouldBlock`; weft follows Go and says what
-    /// happened). `None` waits forever; `Some(0)` is an `InvalidInput` error.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(R, timeout)
-    }
-
-    /// std's write timeout; see [`set_read_timeout`](Self::set_read_timeout).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(W, timeout)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.fd.timeout(R)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.fd.timeout(W)
-    }
-
-    /// Go's `SetDeadline`: an absolute deadline for receives and sends, `None` to clear. Ops
-    /// waiting past it fail with `ErrorKind::TimedOut`; a deadline in the past fails the next op
-    /// at once; moving it affects ops already waiting.
-    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(R, deadline)?;
-        self.fd.set_deadline(W, deadline)
-    }
-
-    /// Go's `SetReadDeadline` (receives).
-    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(R, deadline)
-    }
-
-    /// Go's `SetWriteDeadline` (sends).
-    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.fd.set_deadline(W, deadline)
-    }
-
-    /// Read and clear `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let _g = self.fd.incref()?;
-        self.fd.sock().take_error()
-    }
-
-    /// Close the socket now, even while other Gs are blocked receiving or sending on it: they
-    /// return the closed error (`ErrorKind::NotConnected`, see [`is_closed`](crate::is_closed)),
-    /// as do later calls. Returns once the fd is closed. The socket file stays; remove it
-    /// yourself. Dropping the socket closes it too.
-    pub fn close(&self) -> io::Result<()> {
-        self.fd.close()
-    }
-
-    /// Wrap a std socket (switched to non-blocking mode).
-    pub fn from_std(s: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
-        s.set_nonblocking(true)?;
-        Ok(UnixDatagram { fd: Fd::new(s)? })
-    }
+    crate::common::fd_methods!(UnixDatagram, std::os::unix::net::UnixDatagram);
 }
 
-crate::fd_traits!(UnixListener, std::os::unix::net::UnixListener);
-crate::fd_traits!(UnixStream, std::os::unix::net::UnixStream);
-crate::fd_traits!(UnixDatagram, std::os::unix::net::UnixDatagram);
+crate::common::fd_traits!(UnixListener, std::os::unix::net::UnixListener);
+crate::common::fd_traits!(UnixStream, std::os::unix::net::UnixStream);
+crate::common::fd_traits!(UnixDatagram, std::os::unix::net::UnixDatagram);
 
 impl fmt::Debug for UnixListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
