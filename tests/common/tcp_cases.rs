@@ -451,7 +451,8 @@ fn echo_client(i: usize, c: TcpStream) -> u64 {
 /// fds each): `min(10 000, (RLIMIT_NOFILE - 200) / 2)` after raising the limit, at least 5 000.
 /// All connections are connected and accepted (10 000 server Gs parked in `read`) before any
 /// client G starts; then every client sends 3–6 messages of varied sizes (some connections a
-/// 256 KiB one too) and checks each echo byte for byte.
+/// 256 KiB one too) and checks each echo byte for byte. Exactly 10 000, with the server side in
+/// a child process: `echo_10000_connections_server_in_child` in `tests/net_tcp_special.rs`.
 pub fn echo_10k_connections() {
     let limit = raise_nofile_limit(2 * ECHO_CONNS as u64 + FD_HEADROOM);
     let n = ECHO_CONNS.min((limit.saturating_sub(FD_HEADROOM) / 2) as usize);
