@@ -1,5 +1,6 @@
-//! TCP cases that need a process of their own: sysmon's network poll when every P is busy, and
-//! 10 000 echo connections whose server side is another process.
+//! TCP cases that need a process of their own: sysmon's network poll when every P is busy,
+//! 10 000 echo connections whose server side is another process, and `accept` when the process
+//! is out of fds (`EMFILE` is returned at once; the listener works again once an fd is free).
 //!
 //! Each test re-runs this binary as a child that runs only that test with its own P count
 //! (fixed per process), and asserts on the child's exit status; the child prints its
@@ -666,4 +667,79 @@ fn echo_10000_connections_server_in_child() {
     } else {
         echo_client_parent(test);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// accept under fd exhaustion
+// ---------------------------------------------------------------------------------------------
+
+/// The child side of [`accept_emfile_returns_error`]: with every fd in use, `accept` must return
+/// `EMFILE` at once (the connection stays queued, nothing spins or parks forever), again on a
+/// second call, and succeed once an fd is free.
+fn emfile_scenario() {
+    init(1);
+    weft::run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().unwrap();
+        // Completes in the kernel's backlog; nobody has accepted it yet.
+        let mut client = std::net::TcpStream::connect(addr).expect("connect");
+        // Lower the soft limit to just above what is open, then fill the table.
+        let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the rlimit we pass.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) }, 0);
+        let saved = r.rlim_cur;
+        r.rlim_cur = open + 16;
+        // SAFETY: setrlimit reads the rlimit we pass; lowering the soft limit is always allowed.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }, 0);
+        let mut hogs = Vec::new();
+        loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(f) => hogs.push(f),
+                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+                Err(e) => panic!("filling the fd table: {e}"),
+            }
+            assert!(hogs.len() < 1000, "RLIMIT_NOFILE did not take effect");
+        }
+        for round in 0..2 {
+            let t = Instant::now();
+            let e = l.accept().expect_err("accept with no fd left must fail");
+            assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "round {round}: {e}");
+            eprintln!("accept_emfile: round {round}: {e} after {:?}", t.elapsed());
+        }
+        hogs.pop();
+        let (mut s, _) = l.accept().expect("accept once an fd is free");
+        s.write_all(b"!").unwrap();
+        let mut b = [0u8; 1];
+        client.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"!");
+        drop(hogs);
+        r.rlim_cur = saved;
+        // SAFETY: as above; back to the saved soft limit (never above the hard one).
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }, 0);
+    });
+}
+
+/// `accept` under fd exhaustion returns `EMFILE` without spinning or hanging, and the listener
+/// keeps working once an fd is free (in a child: the fd limit is per process).
+#[test]
+fn accept_emfile_returns_error() {
+    const TEST: &str = "accept_emfile_returns_error";
+    let _dog = watchdog(TEST, TEST_TIMEOUT);
+    if scenario().is_some() {
+        emfile_scenario();
+        return;
+    }
+    let out = run_child(TEST, "emfile", &[]);
+    for line in out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("accept_emfile"))
+    {
+        eprintln!("{line}");
+    }
+    assert!(out.status.success(), "{out}");
 }
