@@ -28,6 +28,9 @@ pub use weft_runtime::{
     DEFAULT_STACK_SIZE, MAX_PROCS_LIMIT, MIN_STACK_SIZE,
 };
 
+/// Channels (Go's `chan`) and [`select!`]: see `weft::chan::bounded`, `weft::chan::unbounded`.
+pub use weft_runtime::{chan, select};
+
 /// Sockets over the runtime: `std::net`'s API (TCP, UDP, Unix), parking the G instead of
 /// blocking the thread, plus Go's deadlines and `close(&self)`. See `docs/NETPOLL.md`.
 pub use weft_net as net;

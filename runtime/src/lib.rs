@@ -53,6 +53,8 @@
 mod loom;
 
 #[cfg(not(loom))]
+pub mod chan;
+#[cfg(not(loom))]
 mod config;
 #[cfg(not(loom))]
 pub mod netpoll;
