@@ -45,42 +45,9 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub(crate) use super::group::{Group, NONE, TIMEOUT};
 use parking_lot::lock_api::RawMutex as _;
 use parking_lot::RawMutex;
-
-/// `Group::done` before any case completed.
-pub(crate) const NONE: usize = usize::MAX;
-/// `Group::done` when the operation's deadline passed first.
-pub(crate) const TIMEOUT: usize = usize::MAX - 1;
-
-/// What all the sudogs of one blocking operation share (see the module doc).
-pub(crate) struct Group {
-    /// The blocked caller, as a `waiter.rs` word; stored before any sudog becomes visible.
-    pub(crate) waiter: AtomicUsize,
-    /// `NONE`, a case index, or `TIMEOUT`.
-    pub(crate) done: AtomicUsize,
-}
-
-impl Group {
-    pub(crate) fn new() -> Group {
-        Group {
-            waiter: AtomicUsize::new(0),
-            done: AtomicUsize::new(NONE),
-        }
-    }
-
-    /// Claim the operation for `case`. False: something else completed it already.
-    pub(crate) fn claim(&self, case: usize) -> bool {
-        self.done
-            .compare_exchange(NONE, case, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// The case that completed (`NONE` if none yet).
-    pub(crate) fn winner(&self) -> usize {
-        self.done.load(Ordering::Acquire)
-    }
-}
 
 /// One blocked operation on one channel (Go: `sudog`). See the module doc for who may touch it.
 pub(crate) struct Sudog<T> {

@@ -16,6 +16,7 @@
 //! holds `select!`. See docs/CHANNELS.md for the semantics table.
 
 mod error;
+pub(crate) mod group;
 pub(crate) mod hchan;
 mod select;
 

@@ -6,6 +6,8 @@
 //! only the pure state machines are compiled; see `loom.rs`.
 
 #[cfg(loom)]
+mod loom_chan_group;
+#[cfg(loom)]
 mod loom_poll_word;
 #[cfg(loom)]
 mod loom_runq;
