@@ -34,6 +34,7 @@
 //! | G or thread waiter | (`sudog`) | `sched/waiter.rs` |
 //! | timers, `sleep` | `time.go`, `p.timers` | `time/` |
 //! | semaphore | `sema.go` | `sync/sema.rs` |
+//! | channels, `select!` | `chan.go`, `select.go` | `chan/` |
 //! | settings | `GOMAXPROCS` | `config.rs` |
 //! | public API | `go` statement | `spawn.rs` |
 //!

@@ -70,7 +70,8 @@
 //!   lock before the M is woken.
 //! * `Sched::lock` (a std `Mutex`, held only on M stacks and plain threads, never across a park)
 //!   protects the global queue, the idle P and idle M lists. Lock order, after Go: pollDesc lock →
-//!   P timer heap lock → `Sched::lock`; a `Sema`'s queue lock is a leaf. Timers fire outside the
+//!   P timer heap lock → `Sched::lock`; a `Sema`'s queue lock and a channel's lock are leaves
+//!   (channel operations wake their peers after unlocking). Timers fire outside the
 //!   heap lock, and nothing takes a pollDesc lock while holding `Sched::lock`.
 //! * Counters read without the lock are atomics: `npidle`, `runqsize` and `npwait` are written
 //!   under the lock where their lists change; `nmspinning` and `needspinning` are changed without
