@@ -1,11 +1,13 @@
-//! Scheduler benchmarks (criterion): the Go-comparable `create_goroutines`, `spawn_join_one`,
-//! `ping_pong` and `yield_many`.
+//! Scheduler and channel benchmarks (criterion): the Go-comparable `create_goroutines`,
+//! `spawn_join_one`, `ping_pong`, `yield_many`, `chan_sync`, `chan_buffered` and
+//! `chan_contended`.
 //!
 //! The bodies are those of the shared micro harness (`benches/micro/src/bodies.rs`, included
 //! below), so one criterion iteration is one op with the same meaning as there and in Go's
 //! `BenchmarkMicro`: one G created and finished, one spawn+join, one park/ready round trip, one
-//! yield. Each sample runs `iters` ops inside one G (`weft::run`) and reports the time the body
-//! measured itself (`iter_custom`), so entering the runtime is not timed.
+//! yield, one message (rendezvous; buffer of 128; buffer of 128 with 4 senders). Each sample runs
+//! `iters` ops inside one G (`weft::run`) and reports the time the body measured itself
+//! (`iter_custom`), so entering the runtime is not timed.
 //!
 //! Criterion runs every benchmark in one process and the number of Ps is fixed when the runtime
 //! starts, so choose it with the environment and run once per value:
@@ -17,7 +19,7 @@
 //!
 //! Without `WEFT_MAXPROCS` the runtime's default applies (one P per CPU). Benchmark ids carry
 //! the count (`ping_pong/P1`), so the two runs do not overwrite each other's baselines. The
-//! timing settings are short (about 4.5 s a benchmark, ~20 s a run); pass criterion's own
+//! timing settings are short (about 4.5 s a benchmark, ~35 s a run); pass criterion's own
 //! `--measurement-time`/`--warm-up-time` for longer runs. `docs/PERFORMANCE.md` has the figures.
 
 use std::time::Duration;
@@ -56,11 +58,14 @@ type Body = fn(u64) -> Duration;
 fn sched(c: &mut Criterion) {
     let procs = setup_procs();
     let id = format!("P{procs}");
-    let benches: [(&str, Body); 4] = [
+    let benches: [(&str, Body); 7] = [
         ("create_goroutines", bodies::create_goroutines),
         ("spawn_join_one", bodies::spawn_join_one),
         ("ping_pong", bodies::ping_pong),
         ("yield_many", bodies::yield_many),
+        ("chan_sync", bodies::chan_sync),
+        ("chan_buffered", bodies::chan_buffered),
+        ("chan_contended", bodies::chan_contended),
     ];
     for (name, body) in benches {
         let mut g = c.benchmark_group(name);

@@ -6,19 +6,26 @@
 //! before it creates its helper Gs until it has waited for the last of them (the rules of
 //! `../shared/bench/micro/README.md`). Entering the runtime ([`in_weft`]) is not timed.
 //!
-//! weft has no channels or mutexes yet, so the handoffs below are built on the public
-//! `park()` / `Coroutine::unpark()` pair plus an atomic: that is the runtime's park/ready round
-//! trip with nothing on top (Go's channels and may's semaphore add their own bookkeeping to it).
+//! The scheduler bodies (`create_goroutines`, `ping_pong`) hand off with the public `park()` /
+//! `Coroutine::unpark()` pair plus an atomic: the runtime's park/ready round trip with nothing on
+//! top (Go's channels and may's semaphore add their own bookkeeping to it). They were written
+//! before weft had channels and are kept as they are, so their figures stay comparable with the
+//! earlier tables. The channel bodies (`chan_sync`, `chan_buffered`, `chan_contended`) use
+//! `weft::chan`, exactly as Go's versions use `chan int`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use weft::{current, go, park, yield_now, Coroutine};
+use weft::{chan, current, go, park, yield_now, Coroutine};
 
 /// Gs spawned by `create_goroutines` before it waits for them all (the harness's constant).
 pub const SPAWN_BATCH: u64 = 1000;
+/// Buffer size of `chan_buffered` and `chan_contended` (the harness's constant).
+pub const CHAN_CAP: usize = 128;
+/// Producers in `chan_contended` (the harness's constant).
+pub const SENDERS: u64 = 4;
 
 /// [`Handoff`] slot value meaning "nothing in it". Benchmark values are below `n` ≤ 1e9.
 const EMPTY: u64 = u64::MAX;
@@ -178,4 +185,48 @@ pub fn yield_many(n: u64) -> Duration {
     }
     partner.join().expect("no panic");
     start.elapsed()
+}
+
+/// `producers` Gs send n values in all (`share` of n each, values 0..share) on one
+/// `weft::chan::bounded(cap)`; this G receives all n, then joins the producers. One op = one
+/// message. The Go version (`chanStream`) waits with a `WaitGroup`; joining is the same wait.
+fn chan_stream(n: u64, cap: usize, producers: u64) -> Duration {
+    let start = Instant::now();
+    let (tx, rx) = chan::bounded::<u64>(cap);
+    let hs: Vec<_> = (0..producers)
+        .map(|k| {
+            let tx = tx.clone();
+            let m = share(n, producers, k);
+            go!(move || {
+                for i in 0..m {
+                    tx.send(i).expect("chan_stream: the receiver is alive");
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for _ in 0..n {
+        black_box(rx.recv().expect("chan_stream: a producer is still sending"));
+    }
+    for h in hs {
+        h.join().expect("no panic");
+    }
+    start.elapsed()
+}
+
+/// One producer G sends 0..n on a rendezvous channel (`bounded(0)`, Go's `make(chan int)`); this
+/// G receives n values, then joins it. One op = one message.
+pub fn chan_sync(n: u64) -> Duration {
+    chan_stream(n, 0, 1)
+}
+
+/// As [`chan_sync`] with a buffer of [`CHAN_CAP`] (Go's `make(chan int, 128)`).
+pub fn chan_buffered(n: u64) -> Duration {
+    chan_stream(n, CHAN_CAP, 1)
+}
+
+/// [`SENDERS`] producer Gs send n/4 each on one channel of capacity [`CHAN_CAP`]; this G
+/// receives all n, then joins them.
+pub fn chan_contended(n: u64) -> Duration {
+    chan_stream(n, CHAN_CAP, SENDERS)
 }

@@ -5,13 +5,15 @@
 //! main G of a `weft::run` from the main thread, which only waits for it; the bodies are in
 //! `bodies.rs`, shared with the criterion benches (`benches/sched.rs`).
 //!
-//! Only the four scheduler benchmarks exist so far: weft has no channels or mutexes yet, so
-//! `chan_*` and `mutex_contended` are absent (the harness skips names it does not know, and the
-//! combined table shows "—" for them).
+//! `mutex_contended` is absent until `weft::sync::Mutex` exists (the harness skips names it
+//! does not know, and the combined table shows "—" for them).
 
 mod bodies;
 
-use bodies::{create_goroutines, in_weft, ping_pong, spawn_join_one, yield_many};
+use bodies::{
+    chan_buffered, chan_contended, chan_sync, create_goroutines, in_weft, ping_pong,
+    spawn_join_one, yield_many,
+};
 use harness::Bench;
 
 fn benches() -> Vec<Bench<'static>> {
@@ -19,6 +21,9 @@ fn benches() -> Vec<Bench<'static>> {
         Bench::new("create_goroutines", |n| in_weft(n, create_goroutines)),
         Bench::new("spawn_join_one", |n| in_weft(n, spawn_join_one)),
         Bench::new("ping_pong", |n| in_weft(n, ping_pong)),
+        Bench::new("chan_sync", |n| in_weft(n, chan_sync)),
+        Bench::new("chan_buffered", |n| in_weft(n, chan_buffered)),
+        Bench::new("chan_contended", |n| in_weft(n, chan_contended)),
         Bench::new("yield_many", |n| in_weft(n, yield_many)),
     ]
 }
