@@ -34,6 +34,8 @@
 //! | G or thread waiter | (`sudog`) | `sched/waiter.rs` |
 //! | timers, `sleep` | `time.go`, `p.timers` | `time/` |
 //! | semaphore | `sema.go` | `sync/sema.rs` |
+//! | wait queue (one per lock, cond, ...) | `sudog` lists | `sync/wait_queue.rs` |
+//! | `Mutex`, `RwLock`, `Condvar`, `WaitGroup`, `Once`, `Barrier` | package `sync` | `sync/` (docs/SYNC.md) |
 //! | channels, `select!` | `chan.go`, `select.go` | `chan/` |
 //! | settings | `GOMAXPROCS` | `config.rs` |
 //! | public API | `go` statement | `spawn.rs` |
@@ -91,6 +93,20 @@ pub mod runq;
 #[allow(missing_docs, dead_code)]
 #[path = "sched/wake_word.rs"]
 pub(crate) mod wake_word;
+#[cfg(loom)]
+#[allow(missing_docs, dead_code)]
+pub(crate) mod sync {
+    #[path = "once.rs"]
+    pub(crate) mod once;
+    #[path = "raw_mutex.rs"]
+    pub(crate) mod raw_mutex;
+    #[path = "raw_rwlock.rs"]
+    pub(crate) mod raw_rwlock;
+    #[path = "sema.rs"]
+    pub(crate) mod sema;
+    #[path = "wait_queue.rs"]
+    pub(crate) mod wait_queue;
+}
 
 #[cfg(all(test, loom))]
 mod tests;

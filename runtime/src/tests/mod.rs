@@ -12,4 +12,6 @@ mod loom_poll_word;
 #[cfg(loom)]
 mod loom_runq;
 #[cfg(loom)]
+mod loom_sync;
+#[cfg(loom)]
 mod loom_wake_word;
