@@ -34,6 +34,7 @@ pub use weft_runtime::{chan, select};
 /// Sockets over the runtime: `std::net`'s API (TCP, UDP, Unix), parking the G instead of
 /// blocking the thread, plus Go's deadlines and `close(&self)`. See `docs/NETPOLL.md`.
 pub use weft_net as net;
+pub use weft_runtime::sync;
 
 /// The README's example is compiled and run as a doc test, so it cannot rot.
 #[doc = include_str!("../README.md")]
