@@ -1,13 +1,14 @@
-//! Scheduler and channel benchmarks (criterion): the Go-comparable `create_goroutines`,
-//! `spawn_join_one`, `ping_pong`, `yield_many`, `chan_sync`, `chan_buffered` and
-//! `chan_contended`.
+//! Scheduler, channel and mutex benchmarks (criterion): the Go-comparable `create_goroutines`,
+//! `spawn_join_one`, `ping_pong`, `yield_many`, `chan_sync`, `chan_buffered`, `chan_contended`
+//! and `mutex_contended`.
 //!
 //! The bodies are those of the shared micro harness (`benches/micro/src/bodies.rs`, included
 //! below), so one criterion iteration is one op with the same meaning as there and in Go's
 //! `BenchmarkMicro`: one G created and finished, one spawn+join, one park/ready round trip, one
-//! yield, one message (rendezvous; buffer of 128; buffer of 128 with 4 senders). Each sample runs
-//! `iters` ops inside one G (`weft::run`) and reports the time the body measured itself
-//! (`iter_custom`), so entering the runtime is not timed.
+//! yield, one message (rendezvous; buffer of 128; buffer of 128 with 4 senders), one
+//! lock/unlock of a `weft::sync::Mutex` shared by 4 Gs. Each sample runs `iters` ops inside one
+//! G (`weft::run`) and reports the time the body measured itself (`iter_custom`), so entering
+//! the runtime is not timed.
 //!
 //! Criterion runs every benchmark in one process and the number of Ps is fixed when the runtime
 //! starts, so choose it with the environment and run once per value:
@@ -19,7 +20,7 @@
 //!
 //! Without `WEFT_MAXPROCS` the runtime's default applies (one P per CPU). Benchmark ids carry
 //! the count (`ping_pong/P1`), so the two runs do not overwrite each other's baselines. The
-//! timing settings are short (about 4.5 s a benchmark, ~35 s a run); pass criterion's own
+//! timing settings are short (about 4.5 s a benchmark, ~40 s a run); pass criterion's own
 //! `--measurement-time`/`--warm-up-time` for longer runs. `docs/PERFORMANCE.md` has the figures.
 
 use std::time::Duration;
@@ -58,7 +59,7 @@ type Body = fn(u64) -> Duration;
 fn sched(c: &mut Criterion) {
     let procs = setup_procs();
     let id = format!("P{procs}");
-    let benches: [(&str, Body); 7] = [
+    let benches: [(&str, Body); 8] = [
         ("create_goroutines", bodies::create_goroutines),
         ("spawn_join_one", bodies::spawn_join_one),
         ("ping_pong", bodies::ping_pong),
@@ -66,6 +67,7 @@ fn sched(c: &mut Criterion) {
         ("chan_sync", bodies::chan_sync),
         ("chan_buffered", bodies::chan_buffered),
         ("chan_contended", bodies::chan_contended),
+        ("mutex_contended", bodies::mutex_contended),
     ];
     for (name, body) in benches {
         let mut g = c.benchmark_group(name);

@@ -11,13 +11,15 @@
 //! top (Go's channels and may's semaphore add their own bookkeeping to it). They were written
 //! before weft had channels and are kept as they are, so their figures stay comparable with the
 //! earlier tables. The channel bodies (`chan_sync`, `chan_buffered`, `chan_contended`) use
-//! `weft::chan`, exactly as Go's versions use `chan int`.
+//! `weft::chan`, exactly as Go's versions use `chan int`, and `mutex_contended` uses
+//! `weft::sync::Mutex` as Go's uses `sync.Mutex`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use weft::sync::Mutex;
 use weft::{chan, current, go, park, yield_now, Coroutine};
 
 /// Gs spawned by `create_goroutines` before it waits for them all (the harness's constant).
@@ -26,6 +28,8 @@ pub const SPAWN_BATCH: u64 = 1000;
 pub const CHAN_CAP: usize = 128;
 /// Producers in `chan_contended` (the harness's constant).
 pub const SENDERS: u64 = 4;
+/// Gs in `mutex_contended` (the harness's constant).
+pub const LOCKERS: u64 = 4;
 
 /// [`Handoff`] slot value meaning "nothing in it". Benchmark values are below `n` ≤ 1e9.
 const EMPTY: u64 = u64::MAX;
@@ -229,4 +233,29 @@ pub fn chan_buffered(n: u64) -> Duration {
 /// receives all n, then joins them.
 pub fn chan_contended(n: u64) -> Duration {
     chan_stream(n, CHAN_CAP, SENDERS)
+}
+
+/// [`LOCKERS`] Gs do n `lock; counter += 1; unlock` in all (n/4 each) on one
+/// `weft::sync::Mutex`; this G joins them (Go waits with a `WaitGroup`, may and tokio join as
+/// here), then checks the counter. One op = one lock/unlock pair.
+pub fn mutex_contended(n: u64) -> Duration {
+    let start = Instant::now();
+    let m = Arc::new(Mutex::new(0u64));
+    let hs: Vec<_> = (0..LOCKERS)
+        .map(|k| {
+            let m = m.clone();
+            let c = share(n, LOCKERS, k);
+            go!(move || {
+                for _ in 0..c {
+                    *m.lock() += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().expect("no panic");
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(*m.lock(), n, "mutex_contended: lost increments");
+    elapsed
 }

@@ -5,14 +5,14 @@
 //! main G of a `weft::run` from the main thread, which only waits for it; the bodies are in
 //! `bodies.rs`, shared with the criterion benches (`benches/sched.rs`).
 //!
-//! `mutex_contended` is absent until `weft::sync::Mutex` exists (the harness skips names it
-//! does not know, and the combined table shows "—" for them).
+//! All eight benchmarks of the shared README exist: the channel ones on `weft::chan`,
+//! `mutex_contended` on `weft::sync::Mutex`.
 
 mod bodies;
 
 use bodies::{
-    chan_buffered, chan_contended, chan_sync, create_goroutines, in_weft, ping_pong,
-    spawn_join_one, yield_many,
+    chan_buffered, chan_contended, chan_sync, create_goroutines, in_weft, mutex_contended,
+    ping_pong, spawn_join_one, yield_many,
 };
 use harness::Bench;
 
@@ -24,6 +24,7 @@ fn benches() -> Vec<Bench<'static>> {
         Bench::new("chan_sync", |n| in_weft(n, chan_sync)),
         Bench::new("chan_buffered", |n| in_weft(n, chan_buffered)),
         Bench::new("chan_contended", |n| in_weft(n, chan_contended)),
+        Bench::new("mutex_contended", |n| in_weft(n, mutex_contended)),
         Bench::new("yield_many", |n| in_weft(n, yield_many)),
     ]
 }
