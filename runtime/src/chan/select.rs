@@ -234,7 +234,8 @@ fn rand() -> u32 {
     }
     use std::sync::atomic::AtomicU32;
     static SEED: AtomicU32 = AtomicU32::new(0x9E37_79B9);
-    let mut x = SEED.fetch_add(0x6D2B_79F5, Ordering::Relaxed);
+    // Plain threads: a shared sequence, mixed with the clock so that processes differ.
+    let mut x = SEED.fetch_add(0x6D2B_79F5, Ordering::Relaxed) ^ (nanotime() as u32);
     x ^= x >> 15;
     x = x.wrapping_mul(0x2C1B_3C6D);
     x ^= x >> 12;
@@ -417,6 +418,12 @@ pub fn select_impl(arms: &[&dyn SelectArm], mode: Mode) -> Selected {
 ///         default(Duration::from_millis(5)) => "timeout",
 ///     };
 ///     assert_eq!(got, "timeout");
+///     // Block bodies, with or without a comma after them.
+///     tx1.send(8).unwrap();
+///     select! {
+///         recv(rx1) -> v => { assert_eq!(v, Ok(8)); },
+///         default => {},
+///     }
 /// });
 /// ```
 #[macro_export]
@@ -438,9 +445,13 @@ macro_rules! select {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __weft_select {
-    // recv arm, block body
+    // recv arm, block body (with or without a comma after it)
     (@parse [$($arms:tt)*] [$($def:tt)*] [$n:ident $($ns:ident)*]
-        recv($r:expr) -> $p:pat => $body:block $(,)? $($rest:tt)*) => {
+        recv($r:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
+        $crate::__weft_select!(@parse [$($arms)* ($n recv ($r) ($p) ($body))] [$($def)*] [$($ns)*] $($rest)*)
+    };
+    (@parse [$($arms:tt)*] [$($def:tt)*] [$n:ident $($ns:ident)*]
+        recv($r:expr) -> $p:pat => $body:block $($rest:tt)*) => {
         $crate::__weft_select!(@parse [$($arms)* ($n recv ($r) ($p) ($body))] [$($def)*] [$($ns)*] $($rest)*)
     };
     // recv arm, expression body
@@ -448,9 +459,13 @@ macro_rules! __weft_select {
         recv($r:expr) -> $p:pat => $body:expr $(, $($rest:tt)*)?) => {
         $crate::__weft_select!(@parse [$($arms)* ($n recv ($r) ($p) ($body))] [$($def)*] [$($ns)*] $($($rest)*)?)
     };
-    // send arm, block body
+    // send arm, block body (with or without a comma after it)
     (@parse [$($arms:tt)*] [$($def:tt)*] [$n:ident $($ns:ident)*]
-        send($s:expr, $v:expr) -> $p:pat => $body:block $(,)? $($rest:tt)*) => {
+        send($s:expr, $v:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
+        $crate::__weft_select!(@parse [$($arms)* ($n send ($s, $v) ($p) ($body))] [$($def)*] [$($ns)*] $($rest)*)
+    };
+    (@parse [$($arms:tt)*] [$($def:tt)*] [$n:ident $($ns:ident)*]
+        send($s:expr, $v:expr) -> $p:pat => $body:block $($rest:tt)*) => {
         $crate::__weft_select!(@parse [$($arms)* ($n send ($s, $v) ($p) ($body))] [$($def)*] [$($ns)*] $($rest)*)
     };
     // send arm, expression body
@@ -460,7 +475,11 @@ macro_rules! __weft_select {
     };
     // default with a timeout
     (@parse [$($arms:tt)*] [] [$($ns:ident)*]
-        default($t:expr) => $body:block $(,)? $($rest:tt)*) => {
+        default($t:expr) => $body:block, $($rest:tt)*) => {
+        $crate::__weft_select!(@parse [$($arms)*] [(timeout ($t) ($body))] [$($ns)*] $($rest)*)
+    };
+    (@parse [$($arms:tt)*] [] [$($ns:ident)*]
+        default($t:expr) => $body:block $($rest:tt)*) => {
         $crate::__weft_select!(@parse [$($arms)*] [(timeout ($t) ($body))] [$($ns)*] $($rest)*)
     };
     (@parse [$($arms:tt)*] [] [$($ns:ident)*]
@@ -469,7 +488,11 @@ macro_rules! __weft_select {
     };
     // default without a timeout
     (@parse [$($arms:tt)*] [] [$($ns:ident)*]
-        default => $body:block $(,)? $($rest:tt)*) => {
+        default => $body:block, $($rest:tt)*) => {
+        $crate::__weft_select!(@parse [$($arms)*] [(now ($body))] [$($ns)*] $($rest)*)
+    };
+    (@parse [$($arms:tt)*] [] [$($ns:ident)*]
+        default => $body:block $($rest:tt)*) => {
         $crate::__weft_select!(@parse [$($arms)*] [(now ($body))] [$($ns)*] $($rest)*)
     };
     (@parse [$($arms:tt)*] [] [$($ns:ident)*]
