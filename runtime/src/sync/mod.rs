@@ -38,6 +38,34 @@
 //! * Guards are not `Send` (as std's), but holding one across a park is fine: the G may resume
 //!   on another OS thread, and these locks do not belong to threads.
 //!
+//! From plain threads no runtime is needed: locking, waiting (with or without a timeout) and
+//! waking never start the scheduler.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use weft_runtime::sync::{Condvar, Mutex};
+//!
+//! let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
+//! let ts: Vec<_> = (0..4)
+//!     .map(|_| {
+//!         let p = pair.clone();
+//!         std::thread::spawn(move || {
+//!             let mut g = p.0.lock();
+//!             *g += 1;
+//!             let (g, _) = p.1.wait_timeout(g, Duration::from_millis(1));
+//!             p.1.notify_all();
+//!             drop(g);
+//!         })
+//!     })
+//!     .collect();
+//! for t in ts {
+//!     t.join().unwrap();
+//! }
+//! assert_eq!(*pair.0.lock(), 4);
+//! assert!(!weft_runtime::is_started());
+//! ```
+//!
 //! The state machines (`wait_queue.rs`, `sema.rs`, `raw_mutex.rs`, `raw_rwlock.rs`,
 //! `once.rs`) take their atomics from `crate::loom` and are model-checked in
 //! `src/tests/loom_sync.rs`.
