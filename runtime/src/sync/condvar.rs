@@ -1,5 +1,5 @@
-//! `Condvar`: a condition variable for weft's [`Mutex`] (Go: `sync.Cond` and its runtime
-//! `notifyList`).
+//! `Condvar`: a condition variable for weft's [`Mutex`](super::Mutex) (Go: `sync.Cond` and its
+//! runtime `notifyList`).
 //!
 //! A `Condvar` is one [`WaitQueue`] used two-phase (see `wait_queue.rs`): `wait` links a node
 //! while the caller still holds the mutex, then unlocks, then blocks. A notifier that runs after

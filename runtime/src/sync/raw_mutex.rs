@@ -40,7 +40,8 @@
 //!   as soon as the unlocker parks, yields or ends. `unlock` never switches the G.
 //!
 //! Under `--cfg loom` there is no clock: a waiter counts as starving after its first wait if
-//! the mutex was built with [`RawMutex::with_loom_starvation`], so the models explore both modes.
+//! the mutex was built with `RawMutex::with_loom_starvation(true)`, so the models explore both
+//! modes.
 
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 

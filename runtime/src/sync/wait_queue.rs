@@ -53,6 +53,12 @@
 //!   a waker on the nodes it claimed from `WAITING`, whose owners sleep until woken).
 //! * Wakeups (`ready`, `unpark`) happen after the queue lock is released; the lock is a leaf
 //!   held for a few instructions, never across a park (the commit unlocks last).
+//! * A park commit reads the node on the parked G's own stack (Go's sudogs are heap objects;
+//!   here, as for channel sudogs, the node lives in the waiting frame). That is sound because the
+//!   G is suspended, its stack intact, until the commit publishes the node — the unlock in
+//!   `wait_unless`, the CAS to `WAITING` in `Node::block` — and the commit touches nothing after
+//!   that (`sched/park.rs`'s rule); from then on only wakers touch the node, under the rules
+//!   above, and the G cannot leave its wait before it is claimed and unlinked.
 //!
 //! The state machine is compiled under `--cfg loom` with a loom stand-in for `waiter::block` and
 //! `waiter::wake` (below), so the models of `src/tests/loom_sync.rs` run this very code.
