@@ -42,9 +42,11 @@ use super::{context, fatal};
 /// Park the current G until someone calls [`ready`] on it. `commit` runs on the M's stack after
 /// the switch and publishes the G (see the module doc); return `false` from it to cancel.
 ///
-/// The rule for `commit`: its captures may point only to heap or static data (never to the
-/// parking G's stack), and it must not touch anything after the operation that publishes the G,
-/// since from then on another M may be running the G and the data may be gone.
+/// The rule for `commit`: until the operation that publishes the G it may use anything,
+/// including data on the parked G's stack (the G is suspended and unreachable); after it, it must
+/// touch nothing of the G's stack, since from then on another M may be running the G and the
+/// data may be gone. Copy what is needed afterwards onto the M's stack first (a `move` closure's
+/// by-value captures are moved there by `Commit::call`).
 ///
 /// # Panics
 /// When called outside a G (callers check first).
