@@ -78,12 +78,12 @@ mod time;
 
 #[cfg(loom)]
 #[allow(missing_docs, dead_code)]
-#[path = "netpoll/poll_word.rs"]
-pub(crate) mod poll_word;
-#[cfg(loom)]
-#[allow(missing_docs, dead_code)]
 #[path = "chan/group.rs"]
 pub(crate) mod chan_group;
+#[cfg(loom)]
+#[allow(missing_docs, dead_code)]
+#[path = "netpoll/poll_word.rs"]
+pub(crate) mod poll_word;
 
 #[cfg(loom)]
 #[allow(missing_docs, dead_code)]
