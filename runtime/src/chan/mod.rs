@@ -105,12 +105,12 @@ impl<T> Sender<T> {
 
     /// Send, waiting at most `timeout`.
     pub fn send_timeout(&self, v: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.send_until(v, Some(deadline_after(timeout)))
+        self.send_until(v, deadline_after(timeout))
     }
 
     /// Send, waiting at most until `deadline`.
     pub fn send_deadline(&self, v: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
-        self.send_until(v, Some(to_nanos(deadline)))
+        self.send_until(v, deadline_at(deadline))
     }
 
     fn send_until(&self, v: T, deadline: Option<u64>) -> Result<(), SendTimeoutError<T>> {
@@ -182,12 +182,12 @@ impl<T> Receiver<T> {
 
     /// Receive, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_until(Some(deadline_after(timeout)))
+        self.recv_until(deadline_after(timeout))
     }
 
     /// Receive, waiting at most until `deadline`.
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        self.recv_until(Some(to_nanos(deadline)))
+        self.recv_until(deadline_at(deadline))
     }
 
     fn recv_until(&self, deadline: Option<u64>) -> Result<T, RecvTimeoutError> {
@@ -241,11 +241,16 @@ fn capacity(cap: usize) -> Option<usize> {
     (cap != usize::MAX).then_some(cap)
 }
 
-fn deadline_after(d: Duration) -> u64 {
-    match Instant::now().checked_add(d) {
-        Some(t) => to_nanos(t),
-        None => u64::MAX - 1,
-    }
+/// The runtime-clock deadline `d` from now, or `None` (no deadline) when it is beyond what the
+/// clock can express: such a wait is simply untimed, and arms no timer that would never fire.
+fn deadline_after(d: Duration) -> Option<u64> {
+    Instant::now().checked_add(d).and_then(deadline_at)
+}
+
+/// `t` on the runtime clock, or `None` when it saturates (the distant future).
+fn deadline_at(t: Instant) -> Option<u64> {
+    let n = to_nanos(t);
+    (n < u64::MAX - 1).then_some(n)
 }
 
 /// How a blocking operation ended.
@@ -342,20 +347,27 @@ fn sg_set_ok<T>(sg: &Sudog<T>, ok: bool) {
     hchan::set_ok(sg, ok);
 }
 
-/// A blocking operation's deadline: `arg` is an `Arc<Group>` turned into a pointer; firing claims
-/// the group for `TIMEOUT` (if nothing completed it yet) and always releases the reference.
-/// Entries are always live, so compaction never drops (and leaks) one.
+/// A blocking operation's deadline: `arg` is an `Arc<Group>` turned into a pointer (the entry
+/// owns that reference). Firing claims the group for `TIMEOUT` (if nothing completed it yet) and
+/// releases the reference. An entry whose operation already completed is stale: heap compaction
+/// drops it and `discard` releases the reference, so a loop of long timeouts that complete early
+/// does not pile up entries until their deadlines (Go ≤ 1.22's `time.After` leak).
 pub(crate) static CHAN_TIMEOUT: TimerKind = TimerKind {
     name: "channel timeout",
     fire: |arg, _gen, _now| {
-        // SAFETY: `arg` came from `Arc::into_raw` when the timer was added; this is the one
-        // place that turns it back, once.
+        // SAFETY: `arg` came from `Arc::into_raw` when the timer was added; firing and
+        // discarding are the only places that turn it back, and an entry does one of them once.
         let g = unsafe { Arc::from_raw(arg as *const Group) };
         if g.claim(TIMEOUT) {
             waiter::wake(g.waiter.load(Ordering::Acquire));
         }
     },
-    live: |_, _| true,
+    live: |arg, _gen| {
+        // SAFETY: the entry owns a strong reference to the group (see above), so it is alive.
+        let g = unsafe { &*(arg as *const Group) };
+        g.winner() == hchan::NONE
+    },
+    discard: Some(|arg, _gen| drop_timer_ref(arg)),
 };
 
 /// Close from the sender side (`Sender::close` or the last `Sender` dropped).

@@ -282,8 +282,9 @@ unsafe fn unlock_all(locks: &[*const RawMutex]) {
 #[doc(hidden)]
 pub fn select_impl(arms: &[&dyn SelectArm], mode: Mode) -> Selected {
     let n = arms.len();
+    // A deadline beyond the clock's range is no deadline (see `deadline_at` in mod.rs).
     let deadline = match mode {
-        Mode::Deadline(t) => Some(to_nanos(t)),
+        Mode::Deadline(t) => Some(to_nanos(t)).filter(|&n| n < u64::MAX - 1),
         _ => None,
     };
     if n == 0 {
@@ -298,6 +299,17 @@ pub fn select_impl(arms: &[&dyn SelectArm], mode: Mode) -> Selected {
                 waiter::block(|_| true);
             },
         }
+    }
+    // The macro builds each arm once; a hand-made call that passes one arm twice would make it
+    // enqueue twice. Refuse it here, before any lock is taken.
+    for (i, a) in arms.iter().enumerate() {
+        let pa = *a as *const dyn SelectArm as *const ();
+        assert!(
+            arms[..i]
+                .iter()
+                .all(|b| *b as *const dyn SelectArm as *const () != pa),
+            "select: the same arm was passed twice"
+        );
     }
     // Lock order: by channel address. Poll order: a uniform shuffle (Fisher-Yates).
     let mut order: Vec<usize> = (0..n).collect();

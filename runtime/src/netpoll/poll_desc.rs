@@ -520,12 +520,14 @@ static READ_DEADLINE: TimerKind = TimerKind {
     name: "read deadline",
     fire: |arg, gen, now| deadline_fired(arg, gen, now, false),
     live: |arg, gen| deadline_live(arg, gen, false),
+    discard: None,
 };
 
 static WRITE_DEADLINE: TimerKind = TimerKind {
     name: "write deadline",
     fire: |arg, gen, now| deadline_fired(arg, gen, now, true),
     live: |arg, gen| deadline_live(arg, gen, true),
+    discard: None,
 };
 
 fn deadline_live(idx: usize, gen: u64, write: bool) -> bool {

@@ -329,6 +329,7 @@ static CONDVAR_TIMEOUT: TimerKind = TimerKind {
         let node = unsafe { &*(arg as *const Node) };
         node.is_pending(gen as usize)
     },
+    discard: None,
 };
 
 /// Nodes for timed waits of Gs: leaked on first use, recycled, never freed (module doc).

@@ -99,4 +99,5 @@ static SLEEP: TimerKind = TimerKind {
     name: "sleep",
     fire: |arg, _gen, _now| crate::sched::waiter::wake(arg),
     live: |_, _| true,
+    discard: None,
 };

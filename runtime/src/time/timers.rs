@@ -42,6 +42,10 @@ pub(crate) struct TimerKind {
     pub(crate) fire: fn(arg: usize, gen: u64, now: u64),
     /// Whether an entry still matters; stale entries are dropped when the heap is compacted.
     pub(crate) live: fn(arg: usize, gen: u64) -> bool,
+    /// Called for an entry that compaction drops (instead of `fire`), so a kind whose `arg` owns
+    /// something (a channel timeout's `Arc`) can release it. Runs under the heap lock: it must
+    /// only release memory, never take a lock or wake anyone.
+    pub(crate) discard: Option<fn(arg: usize, gen: u64)>,
 }
 
 #[derive(Clone, Copy)]
@@ -117,7 +121,15 @@ impl Timers {
     fn add(&self, when: u64, arg: usize, gen: u64, kind: &'static TimerKind) -> bool {
         let mut h = self.lock();
         if h.heap.len() >= h.compact_at {
-            h.heap.retain(|e| (e.kind.live)(e.arg, e.gen));
+            h.heap.retain(|e| {
+                let keep = (e.kind.live)(e.arg, e.gen);
+                if !keep {
+                    if let Some(discard) = e.kind.discard {
+                        discard(e.arg, e.gen);
+                    }
+                }
+                keep
+            });
             h.compact_at = (2 * h.heap.len()).max(COMPACT_MIN);
         }
         h.heap.push(Entry {
