@@ -90,7 +90,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -104,13 +104,10 @@ use weft::chan::{
 };
 use weft::{go, select};
 
-use crate::common::{init, note, wait_until, watchdog, Gate, Mode, TEST_TIMEOUT};
+use crate::common::{note, wait_until, Gate, Mode, TEST_TIMEOUT};
 
 /// Upper bound on `yield_now` rounds in a wait loop. Generous: the watchdog is the real limit.
 const ROUNDS: u64 = 100_000_000;
-
-/// Rounds of `yield_now` an exclusive test waits for earlier tests' coroutines to finish.
-const QUIESCE_ROUNDS: u64 = 1_000_000;
 
 /// "At once" and "soon", for assertions about time: generous on purpose.
 pub const GENEROUS: Duration = Duration::from_secs(5);
@@ -186,41 +183,18 @@ macro_rules! chan_tests {
 }
 pub(crate) use chan_tests;
 
-/// Readers: shared tests; writer: an exclusive one (as `common::run_test`, with a watchdog limit
-/// that grows with `PROPTEST_CASES` for the proptests).
-static CHAN_LOCK: RwLock<()> = RwLock::new(());
-
-/// Run one case: watchdog, `init(procs)`, the mode's lock (an exclusive case first waits for
-/// earlier tests' Gs to finish), then `body`.
+/// Run one case (`common::run_test` with [`time_limit`]), timing it.
 pub fn run_chan_test(procs: usize, mode: Mode, name: &str, body: fn()) {
-    let _dog = watchdog(name, time_limit(name));
-    init(procs);
-    match mode {
-        Mode::Shared => {
-            let _g = CHAN_LOCK.read().unwrap_or_else(|e| e.into_inner());
-            body();
-        }
-        Mode::Exclusive => {
-            let _g = CHAN_LOCK.write().unwrap_or_else(|e| e.into_inner());
-            if !wait_until(QUIESCE_ROUNDS, || weft::num_goroutines() == 0) {
-                eprintln!(
-                    "note: {name}: {} coroutines left alive by earlier tests",
-                    weft::num_goroutines()
-                );
-            }
-            let t = Instant::now();
-            body();
-            note(format_args!("{name}: {:?}", t.elapsed()));
-        }
-    }
+    crate::common::run_test_limit(procs, mode, name, time_limit(name), || {
+        let t = Instant::now();
+        body();
+        note(format_args!("{name}: {:?}", t.elapsed()));
+    });
 }
 
 /// Generated cases per proptest: `PROPTEST_CASES`, or [`CASES`].
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CASES)
+    crate::common::proptest_cases(CASES)
 }
 
 /// The watchdog's limit for case `name`: [`TEST_TIMEOUT`], raised for the proptests when

@@ -155,7 +155,21 @@ pub fn payload_str(p: &(dyn Any + Send)) -> &str {
 
 /// Run one test body: watchdog, `init(procs)`, the mode's lock, then `body`.
 pub fn run_test(procs: usize, mode: Mode, name: &str, body: impl FnOnce()) {
-    let _dog = watchdog(name, TEST_TIMEOUT);
+    run_test_limit(procs, mode, name, TEST_TIMEOUT, body);
+}
+
+/// Generated cases per proptest: `PROPTEST_CASES`, or `default` (a CI-sized number).
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// [`run_test`] with a watchdog limit of the caller's choice (a proptest soak with a large
+/// `PROPTEST_CASES` needs more than [`TEST_TIMEOUT`]).
+pub fn run_test_limit(procs: usize, mode: Mode, name: &str, limit: Duration, body: impl FnOnce()) {
+    let _dog = watchdog(name, limit);
     init(procs);
     match mode {
         Mode::Shared => {

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,13 +30,10 @@ use weft::sync::{
 };
 use weft::{go, JoinHandle};
 
-use crate::common::{init, note, wait_until, watchdog, Mode, EXPECTED_PANIC, TEST_TIMEOUT};
+use crate::common::{note, wait_until, Mode, EXPECTED_PANIC, TEST_TIMEOUT};
 
 /// Upper bound on `yield_now` rounds in a wait loop. Generous: the watchdog is the real limit.
 const ROUNDS: u64 = 100_000_000;
-
-/// Rounds of `yield_now` an exclusive test waits for earlier tests' coroutines to finish.
-const QUIESCE_ROUNDS: u64 = 1_000_000;
 
 /// Generated cases of the proptest unless `PROPTEST_CASES` says otherwise.
 const CASES: u32 = 64;
@@ -89,41 +86,18 @@ macro_rules! sync_tests {
 }
 pub(crate) use sync_tests;
 
-/// Readers: shared tests; writer: an exclusive one (as `common::run_test`, with a watchdog limit
-/// that grows with `PROPTEST_CASES` for the proptest).
-static SYNC_LOCK: RwLock<()> = RwLock::new(());
-
-/// Run one case: watchdog, `init(procs)`, the mode's lock (an exclusive case first waits for
-/// earlier tests' Gs to finish), then `body`.
+/// Run one case (`common::run_test` with [`time_limit`]), timing it.
 pub fn run_sync_test(procs: usize, mode: Mode, name: &str, body: fn()) {
-    let _dog = watchdog(name, time_limit(name));
-    init(procs);
-    match mode {
-        Mode::Shared => {
-            let _g = SYNC_LOCK.read().unwrap_or_else(|e| e.into_inner());
-            body();
-        }
-        Mode::Exclusive => {
-            let _g = SYNC_LOCK.write().unwrap_or_else(|e| e.into_inner());
-            if !wait_until(QUIESCE_ROUNDS, || weft::num_goroutines() == 0) {
-                eprintln!(
-                    "note: {name}: {} coroutines left alive by earlier tests",
-                    weft::num_goroutines()
-                );
-            }
-            let t = Instant::now();
-            body();
-            note(format_args!("{name}: {:?}", t.elapsed()));
-        }
-    }
+    crate::common::run_test_limit(procs, mode, name, time_limit(name), || {
+        let t = Instant::now();
+        body();
+        note(format_args!("{name}: {:?}", t.elapsed()));
+    });
 }
 
-/// Generated cases of the proptest: `PROPTEST_CASES`, or [`CASES`].
+/// Generated cases per proptest: `PROPTEST_CASES`, or [`CASES`].
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CASES)
+    crate::common::proptest_cases(CASES)
 }
 
 /// The watchdog's limit for case `name`: [`TEST_TIMEOUT`], raised for the proptest when

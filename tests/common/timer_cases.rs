@@ -120,12 +120,9 @@ pub fn run_timer_test(procs: usize, name: &str, limit: Duration, body: impl FnOn
     body();
 }
 
-/// Generated cases per run: `PROPTEST_CASES`, or [`CASES`].
+/// Generated cases per proptest: `PROPTEST_CASES`, or [`CASES`].
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CASES)
+    crate::common::proptest_cases(CASES)
 }
 
 /// The watchdog's limit for test `name`: [`TEST_TIMEOUT`], raised for the proptest when
