@@ -91,12 +91,12 @@ impl<T> Sudog<T> {
     pub(crate) fn ok(&self) -> bool {
         self.ok.get()
     }
-}
 
-/// Set a sudog's `ok` flag: its owner, before the sudog is queued (an operation that completed
-/// in the park's commit).
-pub(crate) fn set_ok<T>(sg: &Sudog<T>, ok: bool) {
-    sg.ok.set(ok);
+    /// Owner only, for an operation that completed in its park's commit, before the sudog was
+    /// ever queued.
+    pub(crate) fn set_ok(&self, ok: bool) {
+        self.ok.set(ok);
+    }
 }
 
 /// A queued sudog.

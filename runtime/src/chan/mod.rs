@@ -141,7 +141,7 @@ impl<T> Sender<T> {
     /// Close the channel (Go's `close(ch)`): receivers drain the buffer, then get
     /// `Disconnected`; blocked and later sends fail. Dropping every `Sender` does the same.
     pub fn close(&self) {
-        close(&self.chan, true);
+        close(&self.chan);
     }
 
     /// Number of buffered values.
@@ -304,7 +304,7 @@ fn wait_one<T>(c: &Chan<T>, sg: &Sudog<T>, recv: bool, deadline: Option<u64>) ->
         };
         if let Some(ok) = done_now {
             drop(st);
-            sg_set_ok(sg, ok);
+            sg.set_ok(ok);
             group.claim(0);
             wakes.wake_all();
             if let Some((_, raw)) = timer {
@@ -343,10 +343,6 @@ pub(crate) fn drop_timer_ref(raw: usize) {
     drop(unsafe { Arc::from_raw(raw as *const Group) });
 }
 
-fn sg_set_ok<T>(sg: &Sudog<T>, ok: bool) {
-    hchan::set_ok(sg, ok);
-}
-
 /// A blocking operation's deadline: `arg` is an `Arc<Group>` turned into a pointer (the entry
 /// owns that reference). Firing claims the group for `TIMEOUT` (if nothing completed it yet) and
 /// releases the reference. An entry whose operation already completed is stale: heap compaction
@@ -371,7 +367,7 @@ pub(crate) static CHAN_TIMEOUT: TimerKind = TimerKind {
 };
 
 /// Close from the sender side (`Sender::close` or the last `Sender` dropped).
-fn close<T>(c: &Chan<T>, _explicit: bool) {
+fn close<T>(c: &Chan<T>) {
     let mut wakes = Wakes::new();
     {
         let mut st = c.lock();
@@ -405,7 +401,7 @@ impl<T> Clone for Receiver<T> {
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            close(&self.chan, false);
+            close(&self.chan);
         }
     }
 }

@@ -20,10 +20,10 @@
 //!
 //! # Deadlines
 //!
-//! `rd`/`wd` are absolute times on the runtime clock (0 = none, -1 = expired), under the
+//! Per direction (Go's `rd`/`wd`), an absolute time on the runtime clock (0 = none, -1 = expired), under the
 //! pollDesc's lock; the `info` bits `READ_EXPIRED`/`WRITE_EXPIRED` mirror "expired" for the
 //! lock-free check. A deadline is a timer in a P's heap (`time/timers.rs`) tagged with the
-//! descriptor's `seq` and a per-direction generation (`rseq`/`wseq`). Moving a deadline later
+//! descriptor's `seq` and a per-direction generation (Go's `rseq`/`wseq`). Moving a deadline later
 //! keeps the pending timer: when it fires it sees the later deadline and re-arms itself at it.
 //! Moving it earlier bumps the generation (the old timer becomes stale) and adds a new one.
 //! Clearing it bumps the generation. A deadline in the past expires at once and wakes the
@@ -72,25 +72,31 @@ struct Pd {
     wg: PollWord,
     /// Closing / expired / event-error flags (lock-free view).
     info: PollInfo,
-    /// Generation of the read deadline's timer.
-    rseq: AtomicU32,
-    /// Generation of the write deadline's timer.
-    wseq: AtomicU32,
-    /// Deadlines and timer bookkeeping.
-    dl: Mutex<Deadlines>,
+    /// Generation of each direction's deadline timer, read then write (Go: `rseq`, `wseq`).
+    dseq: [AtomicU32; 2],
+    /// Each direction's deadline and timer bookkeeping, read then write.
+    dl: Mutex<[Deadline; 2]>,
 }
 
-#[derive(Default)]
-struct Deadlines {
-    /// Read deadline: 0 none, -1 expired, else runtime-clock nanoseconds.
-    rd: i64,
-    /// Write deadline, same encoding.
-    wd: i64,
-    /// `when` of the pending read timer of the current generation, or 0.
-    r_armed: u64,
-    /// `when` of the pending write timer of the current generation, or 0.
-    w_armed: u64,
+/// One direction's deadline (Go: `rd` or `wd`).
+#[derive(Default, Clone, Copy)]
+struct Deadline {
+    /// 0 none, -1 expired, else runtime-clock nanoseconds.
+    at: i64,
+    /// `when` of the pending timer of the current generation, or 0.
+    armed: u64,
 }
+
+/// Index of a direction in the per-direction arrays.
+fn dir(write: bool) -> usize {
+    write as usize
+}
+
+/// The `info` bit of each direction's expired deadline.
+const EXPIRED: [u32; 2] = [INFO_READ_EXPIRED, INFO_WRITE_EXPIRED];
+
+/// The timer kind of each direction's deadline.
+static DEADLINE: [&TimerKind; 2] = [&READ_DEADLINE, &WRITE_DEADLINE];
 
 impl Pd {
     fn new() -> Pd {
@@ -100,9 +106,8 @@ impl Pd {
             rg: PollWord::new(),
             wg: PollWord::new(),
             info: PollInfo::new(),
-            rseq: AtomicU32::new(0),
-            wseq: AtomicU32::new(0),
-            dl: Mutex::new(Deadlines::default()),
+            dseq: [AtomicU32::new(0), AtomicU32::new(0)],
+            dl: Mutex::new([Deadline::default(); 2]),
         }
     }
 
@@ -114,7 +119,7 @@ impl Pd {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Deadlines> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [Deadline; 2]> {
         // Nothing panics under this lock.
         self.dl.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -275,7 +280,7 @@ impl PollDesc {
         let pd = lookup(idx).expect("pollDesc chunk just allocated");
         {
             let mut dl = pd.lock();
-            *dl = Deadlines::default();
+            *dl = Default::default();
             pd.info.clear(u32::MAX);
             pd.rg.reset();
             pd.wg.reset();
@@ -336,46 +341,37 @@ impl PollDesc {
                 n => i64::try_from(n).unwrap_or(i64::MAX),
             },
         };
-        let (mut wake_r, mut wake_w) = (None, None);
+        let mut woken = [None, None];
         {
             let mut dl = pd.lock();
             if pd.info.load() & INFO_CLOSING != 0 {
                 return;
             }
             let seq = pd.seq.load(Ordering::Relaxed);
-            let Deadlines {
-                rd,
-                wd,
-                r_armed,
-                w_armed,
-            } = &mut *dl;
-            if read {
-                arm(self.idx, seq, rd, r_armed, &pd.rseq, d, &READ_DEADLINE);
+            for (w, on) in [(false, read), (true, write)] {
+                if on {
+                    arm(self.idx, seq, w, &mut dl[dir(w)], &pd.dseq[dir(w)], d);
+                }
             }
-            if write {
-                arm(self.idx, seq, wd, w_armed, &pd.wseq, d, &WRITE_DEADLINE);
-            }
-            let mut set = 0;
-            let mut clear = 0;
-            for (v, bit) in [(*rd, INFO_READ_EXPIRED), (*wd, INFO_WRITE_EXPIRED)] {
-                if v < 0 {
-                    set |= bit;
+            let (mut set, mut clear) = (0, 0);
+            for i in 0..2 {
+                if dl[i].at < 0 {
+                    set |= EXPIRED[i];
                 } else {
-                    clear |= bit;
+                    clear |= EXPIRED[i];
                 }
             }
             pd.info.clear(clear);
             if set != 0 {
                 pd.info.set(set); // includes the fence before we look at the words
-                if *rd < 0 {
-                    wake_r = pd.rg.unblock(false);
-                }
-                if *wd < 0 {
-                    wake_w = pd.wg.unblock(false);
+                for w in [false, true] {
+                    if dl[dir(w)].at < 0 {
+                        woken[dir(w)] = pd.word(w).unblock(false);
+                    }
                 }
             }
         }
-        wake_all([wake_r, wake_w]);
+        wake_all(woken);
     }
 
     /// Start closing (Go: `pollUnblock`): current and future waits fail with the closed error,
@@ -387,9 +383,8 @@ impl PollDesc {
             if pd.info.load() & INFO_CLOSING != 0 {
                 return;
             }
-            *dl = Deadlines::default();
-            pd.rseq.fetch_add(1, Ordering::Relaxed);
-            pd.wseq.fetch_add(1, Ordering::Relaxed);
+            *dl = Default::default();
+            bump_generations(pd);
             pd.info.set(INFO_CLOSING);
             [pd.rg.unblock(false), pd.wg.unblock(false)]
         };
@@ -437,9 +432,8 @@ fn free_slot(idx: u32) {
     let pd = lookup(idx).expect("freeing a slot without its chunk");
     {
         let mut dl = pd.lock();
-        *dl = Deadlines::default();
-        pd.rseq.fetch_add(1, Ordering::Relaxed);
-        pd.wseq.fetch_add(1, Ordering::Relaxed);
+        *dl = Default::default();
+        bump_generations(pd);
         pd.seq.fetch_add(1, Ordering::Release);
         pd.fd.store(-1, Ordering::Relaxed);
     }
@@ -486,29 +480,28 @@ fn block(pd: &'static Pd, write: bool) -> bool {
     }
 }
 
+/// Invalidate both directions' pending deadline timers.
+fn bump_generations(pd: &Pd) {
+    for g in &pd.dseq {
+        g.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Set one direction's deadline to `d` (0 none, -1 expired, else a time) and arm its timer.
-fn arm(
-    idx: u32,
-    seq: u32,
-    slot: &mut i64,
-    armed: &mut u64,
-    gen: &AtomicU32,
-    d: i64,
-    kind: &'static TimerKind,
-) {
-    *slot = d;
+fn arm(idx: u32, seq: u32, write: bool, dl: &mut Deadline, gen: &AtomicU32, d: i64) {
+    dl.at = d;
     if d > 0 {
         let when = d as u64;
-        if *armed == 0 || *armed > when {
+        if dl.armed == 0 || dl.armed > when {
             // No timer, or one that fires too late: a new generation and a new timer.
             let g = gen.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-            add_timer(when, idx as usize, timer_gen(seq, g), kind);
-            *armed = when;
+            add_timer(when, idx as usize, timer_gen(seq, g), DEADLINE[dir(write)]);
+            dl.armed = when;
         }
         // Otherwise the pending timer fires earlier and re-arms itself at `d`.
-    } else if *armed != 0 {
+    } else if dl.armed != 0 {
         gen.fetch_add(1, Ordering::Relaxed);
-        *armed = 0;
+        dl.armed = 0;
     }
 }
 
@@ -534,8 +527,8 @@ fn deadline_live(idx: usize, gen: u64, write: bool) -> bool {
     let Some(pd) = lookup(idx as u32) else {
         return false;
     };
-    let dseq = if write { &pd.wseq } else { &pd.rseq };
-    timer_gen(pd.seq.load(Ordering::Relaxed), dseq.load(Ordering::Relaxed)) == gen
+    let dseq = pd.dseq[dir(write)].load(Ordering::Relaxed);
+    timer_gen(pd.seq.load(Ordering::Relaxed), dseq) == gen
 }
 
 /// A deadline timer fired (Go: `netpolldeadlineimpl`).
@@ -548,34 +541,19 @@ fn deadline_fired(idx: usize, gen: u64, now: u64, write: bool) {
         if !deadline_live(idx, gen, write) {
             return;
         }
-        let Deadlines {
-            rd,
-            wd,
-            r_armed,
-            w_armed,
-        } = &mut *dl;
-        let (d, armed) = if write { (wd, w_armed) } else { (rd, r_armed) };
-        *armed = 0;
-        if *d <= 0 {
+        let d = &mut dl[dir(write)];
+        d.armed = 0;
+        if d.at <= 0 {
             return; // cleared or already expired
         }
-        if *d as u64 > now {
+        if d.at as u64 > now {
             // The deadline moved later since this timer was set: re-arm at it.
-            let kind = if write {
-                &WRITE_DEADLINE
-            } else {
-                &READ_DEADLINE
-            };
-            add_timer(*d as u64, idx, gen, kind);
-            *armed = *d as u64;
+            add_timer(d.at as u64, idx, gen, DEADLINE[dir(write)]);
+            d.armed = d.at as u64;
             return;
         }
-        *d = -1;
-        pd.info.set(if write {
-            INFO_WRITE_EXPIRED
-        } else {
-            INFO_READ_EXPIRED
-        });
+        d.at = -1;
+        pd.info.set(EXPIRED[dir(write)]);
         pd.word(write).unblock(false)
     };
     wake_all([woken]);

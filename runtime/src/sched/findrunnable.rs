@@ -182,33 +182,28 @@ fn block_in_netpoll(m: &'static M, until: u64) -> Polled {
         return Polled::NoP;
     };
     acquirep(m, pp);
-    if list.is_empty() {
-        return Polled::Again;
-    }
-    let gp = list.remove(0);
-    injectglist(&mut list);
-    if make_runnable(gp) {
-        Polled::Run(gp)
-    } else {
-        Polled::Again
+    match run_first(list) {
+        Some(gp) => Polled::Run(gp),
+        None => Polled::Again,
     }
 }
 
-/// Non-blocking poll from an M that holds a P: the first readied G is returned to run, the rest
-/// injected.
+/// Non-blocking poll from an M that holds a P.
 fn poll_ready(delay: i64) -> Option<GRef> {
     let mut list = Vec::new();
     netpoll::netpoll(delay, &mut list);
+    run_first(list)
+}
+
+/// Of the Gs a poll readied, return the first for the calling M (which holds a P) to run, and
+/// inject the rest (Go: `gp := list.pop(); injectglist(&list)`).
+fn run_first(mut list: Vec<GRef>) -> Option<GRef> {
     if list.is_empty() {
         return None;
     }
-    let first = list.remove(0);
+    let first = list.swap_remove(0);
     injectglist(&mut list);
-    if make_runnable(first) {
-        Some(first)
-    } else {
-        None
-    }
+    make_runnable(first).then_some(first)
 }
 
 /// After dropping spinning: look at the global queue and every P's run queue once more. On
