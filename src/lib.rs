@@ -23,7 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub use weft_runtime::{
-    current, current_id, go, is_started, mapped_stacks, max_procs, num_goroutines, park, run,
+    blocking, current, current_id, go, is_started, mapped_stacks, max_procs, num_goroutines, park, run,
     sleep, sleep_until, spawn, stack_budget, yield_now, Builder, Config, Coroutine, JoinHandle,
     DEFAULT_STACK_SIZE, MAX_PROCS_LIMIT, MIN_STACK_SIZE,
 };

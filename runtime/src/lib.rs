@@ -116,6 +116,8 @@ pub use config::{Config, MAX_PROCS_LIMIT};
 #[cfg(not(loom))]
 pub use parker::{current, park, Coroutine};
 #[cfg(not(loom))]
+pub use sched::syscall::blocking;
+#[cfg(not(loom))]
 pub use spawn::{run, spawn, yield_now, Builder, JoinHandle};
 #[cfg(not(loom))]
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};

@@ -94,6 +94,7 @@ pub(crate) mod p;
 pub(crate) mod park;
 pub mod runq;
 pub(crate) mod switch;
+pub(crate) mod syscall;
 pub(crate) mod sysmon;
 pub(crate) mod waiter;
 pub(crate) mod wake_word;
