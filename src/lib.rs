@@ -14,7 +14,8 @@
 //! assert_eq!(sum, 338_350);
 //! ```
 //!
-//! This crate re-exports the public API of `weft-runtime` (scheduler) and `weft-net` (sockets).
+//! This crate re-exports the public API of `weft-runtime` (scheduler) and `weft-net` (sockets),
+//! and adds [`fs`] (files, through [`blocking`]).
 //! Read `docs/DESIGN.md` for how weft maps to Go's runtime and for the rules that code running
 //! in a G must follow (thread-locals and std locks across blocking calls), and `docs/NETPOLL.md`
 //! for the netpoller, timers and socket deadlines.
@@ -23,9 +24,9 @@
 #![forbid(unsafe_code)]
 
 pub use weft_runtime::{
-    blocking, current, current_id, go, is_started, mapped_stacks, max_procs, num_goroutines, park, run,
-    sleep, sleep_until, spawn, stack_budget, yield_now, Builder, Config, Coroutine, JoinHandle,
-    DEFAULT_STACK_SIZE, MAX_PROCS_LIMIT, MIN_STACK_SIZE,
+    blocking, current, current_id, go, is_started, mapped_stacks, max_procs, num_goroutines, park,
+    run, sleep, sleep_until, spawn, stack_budget, yield_now, Builder, Config, Coroutine,
+    JoinHandle, DEFAULT_STACK_SIZE, MAX_PROCS_LIMIT, MIN_STACK_SIZE,
 };
 
 /// Channels (Go's `chan`) and [`select!`]: see `weft::chan::bounded`, `weft::chan::unbounded`.
@@ -34,6 +35,10 @@ pub use weft_runtime::{chan, select};
 /// Sockets over the runtime: `std::net`'s API (TCP, UDP, Unix), parking the G instead of
 /// blocking the thread, plus Go's deadlines and `close(&self)`. See `docs/NETPOLL.md`.
 pub use weft_net as net;
+
+/// Files with `std::fs`'s API, each call a [`blocking`] section (epoll cannot wait on files).
+pub mod fs;
+
 pub use weft_runtime::sync;
 
 /// The README's example is compiled and run as a doc test, so it cannot rot.

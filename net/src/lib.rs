@@ -26,7 +26,8 @@
 //!   tells it from an OS `ENOTCONN`.
 //! * Everything else is the OS error, as std reports it.
 //!
-//! Name resolution (`ToSocketAddrs` with a host name) runs on the calling M and may block it.
+//! Name resolution (`ToSocketAddrs` with a host name) runs `getaddrinfo` inside
+//! `weft_runtime::blocking`: it blocks the calling M, and the P's other Gs move to another M.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -65,13 +65,15 @@ pub(crate) fn connect_in_progress(e: &io::Error) -> bool {
 }
 
 /// Resolve `addr` and try `f` on each address in turn, returning the first success or the last
-/// error (std's `each_addr`). Name resolution blocks the calling M (see docs/NETPOLL.md).
+/// error (std's `each_addr`). Name resolution runs inside [`weft_runtime::blocking`]: a slow
+/// `getaddrinfo` blocks the calling M, while its P is handed to another M for the other Gs (see
+/// docs/NETPOLL.md). `f` runs outside it, as a normal netpoller op.
 pub(crate) fn each_addr<A: std::net::ToSocketAddrs, T>(
     addr: A,
     mut f: impl FnMut(&std::net::SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let mut last = None;
-    for a in addr.to_socket_addrs()? {
+    for a in resolve(&addr)? {
         match f(&a) {
             Ok(t) => return Ok(t),
             Err(e) => last = Some(e),
@@ -83,4 +85,13 @@ pub(crate) fn each_addr<A: std::net::ToSocketAddrs, T>(
             "could not resolve to any addresses",
         )
     }))
+}
+
+/// Every address `addr` resolves to, resolved inside [`weft_runtime::blocking`] (Go runs
+/// `getaddrinfo` through cgo, which enters a syscall the same way). The whole iterator is
+/// collected inside the blocking section, since a `ToSocketAddrs` may resolve lazily.
+pub(crate) fn resolve<A: std::net::ToSocketAddrs + ?Sized>(
+    addr: &A,
+) -> io::Result<Vec<std::net::SocketAddr>> {
+    weft_runtime::blocking(|| Ok(addr.to_socket_addrs()?.collect()))
 }

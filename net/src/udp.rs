@@ -64,9 +64,11 @@ impl UdpSocket {
     }
 
     /// Send `buf` as one datagram to `addr`; if `addr` resolves to several addresses, the first
-    /// is used (as in std). Parks while the send buffer is full.
+    /// is used (as in std). Name resolution runs inside [`weft_runtime::blocking`]. Parks while
+    /// the send buffer is full.
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let addr = match addr.to_socket_addrs()?.next() {
+        let first = weft_runtime::blocking(|| addr.to_socket_addrs().map(|mut it| it.next()));
+        let addr = match first? {
             Some(a) => a,
             None => {
                 return Err(io::Error::new(
