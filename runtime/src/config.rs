@@ -1,8 +1,10 @@
 //! Process-wide settings, fixed when the runtime starts (Go: `GOMAXPROCS` and friends).
 //!
 //! Sources, strongest first: a [`Config::apply`] call made before the runtime starts, then the
-//! environment (`WEFT_MAXPROCS`, `WEFT_STACK_SIZE`, `WEFT_MAX_STACKS`), then the defaults (one P
-//! per available CPU, 256 KiB stacks, a stack budget derived from `vm.max_map_count`). The runtime
+//! environment (`WEFT_MAXPROCS`, `WEFT_STACK_SIZE`, `WEFT_MAX_STACKS`, `WEFT_MAX_THREADS`,
+//! `WEFT_SCHEDTRACE`, `WEFT_SIGQUIT_DUMP`), then the defaults (one P per available CPU, 256 KiB
+//! stacks, a stack budget derived from `vm.max_map_count`, at most 10 000 Ms, no trace, SIGQUIT
+//! left alone). The runtime
 //! starts on first use (the first spawn, `run`, `max_procs`...); after that the settings are fixed.
 
 use std::io;
@@ -19,7 +21,13 @@ pub(crate) struct Settings {
     pub(crate) max_procs: usize,
     pub(crate) stack_size: usize,
     pub(crate) max_stacks: Option<usize>,
+    pub(crate) max_threads: usize,
+    pub(crate) schedtrace_ms: u64,
+    pub(crate) sigquit_dump: bool,
 }
+
+/// Default cap on Ms (OS threads running Gs or blocked in `blocking`); Go aborts at 10 000.
+pub const DEFAULT_MAX_THREADS: usize = 10_000;
 
 /// What `Config::apply` stored, and whether the runtime has read it already.
 struct Pending {
@@ -32,6 +40,9 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
         max_procs: None,
         stack_size: None,
         max_stacks: None,
+        max_threads: None,
+        schedtrace_ms: None,
+        sigquit_dump: None,
     },
     started: false,
 });
@@ -48,6 +59,9 @@ pub struct Config {
     max_procs: Option<usize>,
     stack_size: Option<usize>,
     max_stacks: Option<usize>,
+    max_threads: Option<usize>,
+    schedtrace_ms: Option<u64>,
+    sigquit_dump: Option<bool>,
 }
 
 impl Config {
@@ -77,6 +91,30 @@ impl Config {
         self
     }
 
+    /// Most Ms (OS threads that run Gs or sit in [`blocking`](crate::blocking) calls) alive at
+    /// once (env `WEFT_MAX_THREADS`; default 10 000, and never fewer than `max_procs + 1`). At
+    /// the cap, a P whose M is stuck in a blocking call stays idle until some M comes back.
+    /// Ms idle for 10 s beyond `max_procs + 1` exit.
+    pub fn max_threads(mut self, n: usize) -> Config {
+        self.max_threads = Some(n);
+        self
+    }
+
+    /// Print a one-line scheduler summary to stderr every `ms` milliseconds, and every CPU hog
+    /// sysmon notices (env `WEFT_SCHEDTRACE=<ms>`; Go: `GODEBUG=schedtrace`). 0: off.
+    pub fn schedtrace(mut self, ms: u64) -> Config {
+        self.schedtrace_ms = Some(ms);
+        self
+    }
+
+    /// Print a goroutine dump to stderr on SIGQUIT and go on running, instead of the default
+    /// action (terminate with a core dump) (env `WEFT_SIGQUIT_DUMP=1`). Off by default, since it
+    /// replaces the process's SIGQUIT disposition.
+    pub fn dump_on_sigquit(mut self, on: bool) -> Config {
+        self.sigquit_dump = Some(on);
+        self
+    }
+
     /// Store these settings for the runtime to start with.
     ///
     /// # Errors
@@ -95,6 +133,12 @@ impl Config {
         if let Some(b) = self.stack_size {
             round_stack_size(b)?;
         }
+        if self.max_threads == Some(0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "weft: max_threads must be at least 1",
+            ));
+        }
         if self.max_stacks == Some(0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -112,6 +156,9 @@ impl Config {
         c.max_procs = self.max_procs.or(c.max_procs);
         c.stack_size = self.stack_size.or(c.stack_size);
         c.max_stacks = self.max_stacks.or(c.max_stacks);
+        c.max_threads = self.max_threads.or(c.max_threads);
+        c.schedtrace_ms = self.schedtrace_ms.or(c.schedtrace_ms);
+        c.sigquit_dump = self.sigquit_dump.or(c.sigquit_dump);
         Ok(())
     }
 }
@@ -146,9 +193,26 @@ pub(crate) fn take_for_start() -> Settings {
     let max_stacks = c
         .max_stacks
         .or_else(|| env_usize("WEFT_MAX_STACKS", usize::MAX));
+    let max_threads = c
+        .max_threads
+        .or_else(|| env_usize("WEFT_MAX_THREADS", usize::MAX))
+        .unwrap_or(DEFAULT_MAX_THREADS)
+        .max(max_procs + 1);
+    let schedtrace_ms = c.schedtrace_ms.unwrap_or_else(|| {
+        std::env::var("WEFT_SCHEDTRACE")
+            .ok()
+            .and_then(|_| env_usize("WEFT_SCHEDTRACE", usize::MAX))
+            .map_or(0, |n| n as u64)
+    });
+    let sigquit_dump = c
+        .sigquit_dump
+        .unwrap_or_else(|| std::env::var("WEFT_SIGQUIT_DUMP").is_ok_and(|v| v.trim() == "1"));
     Settings {
         max_procs,
         stack_size,
         max_stacks,
+        max_threads,
+        schedtrace_ms,
+        sigquit_dump,
     }
 }

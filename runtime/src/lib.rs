@@ -54,11 +54,14 @@
 #![warn(missing_docs)]
 
 mod loom;
+pub mod wait_reason;
 
 #[cfg(not(loom))]
 pub mod chan;
 #[cfg(not(loom))]
 mod config;
+#[cfg(not(loom))]
+pub mod introspect;
 #[cfg(not(loom))]
 pub mod netpoll;
 #[cfg(not(loom))]

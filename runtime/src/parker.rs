@@ -121,5 +121,7 @@ pub fn park() {
     if word.take_token() {
         return;
     }
-    sched_park::park(|gp| word.commit_park(gp.as_ptr() as usize));
+    sched_park::park(crate::wait_reason::WaitReason::Park, 0, |gp| {
+        word.commit_park(gp.as_ptr() as usize)
+    });
 }

@@ -71,7 +71,9 @@ impl<T> Packet<T> {
     fn wait(&self) -> thread::Result<T> {
         if !self.state.is_done() {
             if context::current_g().is_some() {
-                park::park(|gp| self.state.commit_wait(gp.as_ptr() as usize));
+                park::park(crate::wait_reason::WaitReason::Join, 0, |gp| {
+                    self.state.commit_wait(gp.as_ptr() as usize)
+                });
                 if !self.state.is_done() {
                     crate::sched::fatal(format_args!("join: woken before the coroutine finished"));
                 }
@@ -249,7 +251,29 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    match spawn(f).join() {
+    if context::current_g().is_some() {
+        // Inside a G: just a spawn and a join (only a thread's `run` has a main G).
+        return match spawn(f).join() {
+            Ok(v) => v,
+            Err(p) => panic::resume_unwind(p),
+        };
+    }
+    // Registered for the deadlock check (`introspect/checkdead.rs`) before the main G exists,
+    // then checked once more when it does, so no moment is missed.
+    crate::introspect::checkdead::enter_run();
+    struct Leave(Option<u64>);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            crate::introspect::checkdead::leave_run(self.0);
+        }
+    }
+    let mut leave = Leave(None);
+    let h = spawn(f);
+    leave.0 = Some(h.id());
+    crate::introspect::checkdead::set_main(h.id());
+    let r = h.join();
+    drop(leave);
+    match r {
         Ok(v) => v,
         Err(p) => panic::resume_unwind(p),
     }

@@ -34,6 +34,7 @@ pub use select::{select_impl, Mode, RecvArm, SelectArm, Selected, SendArm};
 use crate::sched::waiter;
 use crate::time::timers::{add_timer, TimerKind};
 use crate::time::{nanotime, to_nanos};
+use crate::wait_reason::WaitReason;
 use hchan::{Chan, Group, RecvNow, SendFail, Sudog, Wakes, TIMEOUT};
 
 /// A channel with a buffer of `cap` values; `cap == 0` makes a rendezvous channel.
@@ -274,7 +275,12 @@ fn wait_one<T>(c: &Chan<T>, sg: &Sudog<T>, recv: bool, deadline: Option<u64>) ->
         .zip(on_heap.as_ref())
         .map(|(d, g)| (d, timer_ref(g)));
     let cap = c.cap;
-    waiter::block(move |w| {
+    let reason = if recv {
+        WaitReason::ChanRecv
+    } else {
+        WaitReason::ChanSend
+    };
+    waiter::block(reason, 0, move |w| {
         // On the M's stack after the switch (or on the blocked thread). `c`, `sg`, `group` may
         // point into the blocked caller's frame: use them only until the unlock below publishes
         // the sudog; `timer` and `cap` were copied into this closure.

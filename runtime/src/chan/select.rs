@@ -28,6 +28,7 @@ use super::{drop_timer_ref, timer_ref, Receiver, RecvError, SendError, Sender, C
 use crate::sched::{context, waiter};
 use crate::time::timers::add_timer;
 use crate::time::{nanotime, to_nanos};
+use crate::wait_reason::WaitReason;
 
 /// How `select_impl` may wait.
 #[doc(hidden)]
@@ -296,7 +297,7 @@ pub fn select_impl(arms: &[&dyn SelectArm], mode: Mode) -> Selected {
             }
             // Go's `select {}`: block forever.
             Mode::Block => loop {
-                waiter::block(|_| true);
+                waiter::block(WaitReason::SelectNoCases, 0, |_| true);
             },
         }
     }
@@ -343,7 +344,7 @@ pub fn select_impl(arms: &[&dyn SelectArm], mode: Mode) -> Selected {
         .zip(on_heap.as_ref())
         .map(|(d, g)| (d, timer_ref(g)));
     let (arms_ref, order_ref, poll_ref, locks_ref) = (arms, &order[..], &poll[..], &locks[..]);
-    waiter::block(move |w| {
+    waiter::block(WaitReason::Select, 0, move |w| {
         // On the M's stack after the switch. Everything borrowed from the caller's frame is used
         // only before the unlock that publishes the sudogs; the unlock itself goes through a copy
         // of the lock pointers made here.

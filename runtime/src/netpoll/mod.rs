@@ -121,6 +121,7 @@ pub(crate) fn netpoll(delay_ns: i64, out: &mut Vec<GRef>) {
         }
     }
     if woken > 0 {
+        crate::introspect::NETPOLL_WAKEUPS.fetch_add(woken as u64, Ordering::Relaxed);
         // Once per batch (Go: `netpollAdjustWaiters`). The count only gates polling: an M that
         // parks a G goes on to findrunnable and sees its own increment.
         WAITERS.fetch_sub(woken, Ordering::SeqCst);

@@ -54,6 +54,7 @@ use crate::sched::g::GRef;
 use crate::sched::{fatal, waiter};
 use crate::time::timers::{add_timer, TimerKind};
 use crate::time::{nanotime, to_nanos};
+use crate::wait_reason::WaitReason;
 
 /// pollDescs per arena chunk.
 const CHUNK: usize = 256;
@@ -457,7 +458,13 @@ fn block(pd: &'static Pd, write: bool) -> bool {
     // WAIT is published; a closer/deadline publishes its flag, fences, then looks at the word.
     fence_after_publish();
     if pd.info.check(write).is_none() {
-        waiter::block(|w| {
+        let reason = if write {
+            WaitReason::IoWrite
+        } else {
+            WaitReason::IoRead
+        };
+        let fd = pd.fd.load(Ordering::Relaxed) as u64;
+        waiter::block(reason, fd, |w| {
             // On the M's stack after the switch (or on the blocked thread). `pd` is static.
             WAITERS.fetch_add(1, Ordering::SeqCst);
             if !word.commit(w) {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use super::g::GRef;
 use super::globrunq::{globrunqget, globrunqget_locked, put_local_batch};
 use super::idle::{
-    acquirep, become_spinning, pidleget, pidleget_spinning, pidleput, releasep, stopm,
+    acquirep, become_spinning, pidleget, pidleget_spinning, pidleput, releasep, stopm_or_exit,
 };
 use super::inject::injectglist;
 use super::m::M;
@@ -37,8 +37,9 @@ const STEAL_TRIES: usize = 4;
 const RUNNEXT_GRACE: Duration = Duration::from_micros(3);
 
 /// Find a runnable G for `m`, which holds a P; sleeps until there is one. Returns the G and
-/// whether it inherits the current time slice (it came from `runnext`).
-pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
+/// whether it inherits the current time slice (it came from `runnext`), or `None` when the M
+/// has been idle long enough to exit (`stopm_or_exit`).
+pub(crate) fn findrunnable(m: &'static M) -> Option<(GRef, bool)> {
     let s = sched();
     loop {
         let pp = m.p().expect("findrunnable: M holds no P");
@@ -52,27 +53,27 @@ pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
         // other could keep it waiting forever.
         if pp.schedtick() % GLOBAL_RUNQ_TICK == 0 && load(&s.runqsize) > 0 {
             if let Some(gp) = globrunqget(pp, 1) {
-                return (gp, false);
+                return Some((gp, false));
             }
         }
 
         // Local: runnext first, unless the current slice has been inherited too many times.
         let prefer_next = pp.runnext_streak.load(Ordering::Relaxed) < RUNNEXT_INHERIT_MAX;
         if let Some((gp, from_next)) = pp.runq.get(prefer_next) {
-            return (GRef(gp), from_next && prefer_next);
+            return Some((GRef(gp), from_next && prefer_next));
         }
 
         // Global.
         if load(&s.runqsize) > 0 {
             if let Some(gp) = globrunqget(pp, 0) {
-                return (gp, false);
+                return Some((gp, false));
             }
         }
 
         // The network, without blocking, if ops wait and no M is blocked polling already.
         if netpoll::any_waiters() && s.lastpoll.load(Ordering::SeqCst) != 0 {
             if let Some(gp) = poll_ready(0) {
-                return (gp, false);
+                return Some((gp, false));
             }
         }
 
@@ -83,7 +84,7 @@ pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
                 become_spinning(m);
             }
             if let Some(gp) = steal_work(m, pp) {
-                return (gp, false);
+                return Some((gp, false));
             }
         }
 
@@ -98,7 +99,7 @@ pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
             if let Some((gp, rest)) = globrunqget_locked(&mut l, 0) {
                 drop(l);
                 put_local_batch(pp, rest);
-                return (gp, false);
+                return Some((gp, false));
             }
             if !m.is_spinning() && s.needspinning.load(Ordering::SeqCst) {
                 // A spinning M found work but no P for it: spin on its behalf instead of sleeping.
@@ -118,7 +119,7 @@ pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
             }
             fence(Ordering::SeqCst);
             if let Some(gp) = recheck_after_spinning(m) {
-                return (gp, false);
+                return Some((gp, false));
             }
             if m.p().is_some() {
                 continue; // recheck found local work elsewhere and re-acquired a P
@@ -131,7 +132,7 @@ pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
             && s.lastpoll.swap(0, Ordering::SeqCst) != 0
         {
             match block_in_netpoll(m, until) {
-                Polled::Run(gp) => return (gp, false),
+                Polled::Run(gp) => return Some((gp, false)),
                 Polled::Again => continue,
                 Polled::NoP => {}
             }
@@ -143,7 +144,9 @@ pub(crate) fn findrunnable(m: &'static M) -> (GRef, bool) {
             }
         }
 
-        stopm(m);
+        if !stopm_or_exit(m) {
+            return None;
+        }
     }
 }
 
@@ -248,10 +251,8 @@ fn recheck_after_spinning(m: &'static M) -> Option<GRef> {
 /// Ps in a random order; `runnext` only in the last round.
 fn steal_work(m: &M, pp: &P) -> Option<GRef> {
     let s = sched();
-    let n = s.procs();
-    if n == 1 {
-        return None;
-    }
+    // All Ps, spares included: a lent spare's queue is as good a victim as any.
+    let n = s.ps.len();
     for round in 0..STEAL_TRIES {
         let last = round == STEAL_TRIES - 1;
         let start = m.fastrand() as usize % n;
@@ -264,6 +265,7 @@ fn steal_work(m: &M, pp: &P) -> Option<GRef> {
             if let Some(gp) = p2.runq.steal_into(&pp.runq, last, |slot, seen| {
                 !running || runnext_stuck(p2, slot, seen)
             }) {
+                pp.nsteal.fetch_add(1, Ordering::Relaxed);
                 return Some(GRef(gp));
             }
         }

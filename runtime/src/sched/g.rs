@@ -21,11 +21,12 @@
 //! | `RUNNING`   | the M executing it            | `execute`                             |
 //! | `WAITING`   | a wait slot                   | a committed park                      |
 //! | `BLOCKED_OS`| its M (blocked OS thread)     | park while unwinding (see `park.rs`)  |
+//! | `SYSCALL`   | its M, which holds no P       | `blocking` (see `syscall.rs`)         |
 //! | `DEAD`      | a free list                   | the entry function returned           |
 
 use std::cell::{Cell, UnsafeCell};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use corosensei::{Coroutine, Yielder};
 
@@ -42,6 +43,8 @@ pub(crate) const G_WAITING: u8 = 3;
 pub(crate) const G_BLOCKED_OS: u8 = 4;
 /// Finished; sitting on a free list with its stack.
 pub(crate) const G_DEAD: u8 = 5;
+/// Inside `blocking`: running on its M's thread, which holds no P (Go: `_Gsyscall`).
+pub(crate) const G_SYSCALL: u8 = 6;
 
 /// What a G hands its M when it switches out (the coroutine's `Yield` type).
 pub(crate) enum Suspend {
@@ -49,6 +52,9 @@ pub(crate) enum Suspend {
     Yield,
     /// Park me: run this commit on the M's stack, after the switch (Go: `gopark(unlockf)`).
     Park(Commit),
+    /// I left `blocking` and found no P: queue me globally and stop this M (Go:
+    /// `exitsyscall0`). The M holds no P when it receives this.
+    ExitSyscall,
 }
 
 /// A park's commit step: a type-erased `FnOnce(GRef) -> bool` that lives on the parking G's
@@ -68,8 +74,9 @@ pub(crate) type Coro = Coroutine<MRef, Suspend, (), GuardedStack>;
 
 /// One goroutine. See the module doc for who may touch what.
 pub(crate) struct G {
-    /// Unique id, never reused (Go: `goid`). Set at spawn; owner only.
-    pub(crate) id: Cell<u64>,
+    /// Unique id, never reused (Go: `goid`). Set at spawn by the owner; atomic so that sysmon and
+    /// the goroutine dump may read it.
+    pub(crate) id: AtomicU64,
     /// Optional name from `Builder::name`. Owner only.
     pub(crate) name: UnsafeCell<Option<Box<str>>>,
     /// Lifecycle state; see the table in the module doc. Swapped by `ready`, stored by the owner.
@@ -89,6 +96,17 @@ pub(crate) struct G {
     pub(crate) blocked_m: AtomicPtr<M>,
     /// The G's park token (`parker.rs`), created on first use. Owner only; cleared at exit.
     pub(crate) token: UnsafeCell<Option<std::sync::Arc<crate::parker::Token>>>,
+    /// Why the G last parked (`WaitReason` as a byte), with a detail (the fd of an I/O wait)
+    /// and when (coarse clock, `introspect::coarse_now`). Written by the owner just before it
+    /// parks; read by the dump.
+    pub(crate) wait_reason: AtomicU8,
+    pub(crate) wait_detail: AtomicU64,
+    pub(crate) wait_since: AtomicU64,
+    /// When `ready` made the G runnable (`introspect::latency` ticks; 0: not readied). Written by
+    /// the readier before it queues the G; read and cleared by the M that runs it.
+    pub(crate) ready_at: AtomicU64,
+    /// Position in the all-Gs registry (`introspect::allgs`); under its lock.
+    pub(crate) allg_idx: AtomicUsize,
 }
 
 // SAFETY: a G is owned by one place at a time and handed between threads through queues and slots
@@ -113,7 +131,7 @@ impl GRef {
     /// A fresh, dead G with no stack (the free lists fill it).
     pub(crate) fn alloc() -> GRef {
         let g = Box::new(G {
-            id: Cell::new(0),
+            id: AtomicU64::new(0),
             name: UnsafeCell::new(None),
             status: AtomicU8::new(G_DEAD),
             coro: UnsafeCell::new(None),
@@ -123,8 +141,15 @@ impl GRef {
             stack_size: Cell::new(0),
             blocked_m: AtomicPtr::new(std::ptr::null_mut()),
             token: UnsafeCell::new(None),
+            wait_reason: AtomicU8::new(0),
+            wait_detail: AtomicU64::new(0),
+            wait_since: AtomicU64::new(0),
+            ready_at: AtomicU64::new(0),
+            allg_idx: AtomicUsize::new(usize::MAX),
         });
-        GRef(NonNull::from(Box::leak(g)))
+        let gp = GRef(NonNull::from(Box::leak(g)));
+        crate::introspect::allgs::add(gp);
+        gp
     }
 
     /// Shared access to the G.
@@ -140,7 +165,7 @@ impl GRef {
 
     /// The G's id.
     pub(crate) fn id(self) -> u64 {
-        self.g().id.get()
+        self.g().id.load(Ordering::Relaxed)
     }
 
     /// The G's name, if any. Owner only.
@@ -182,8 +207,12 @@ impl GRef {
     /// # Safety
     /// The caller owns the G.
     pub(crate) unsafe fn set_name(self, name: Option<Box<str>>) {
-        // SAFETY: the caller's contract.
-        unsafe { *self.g().name.get() = name };
+        // SAFETY: the caller owns gp; the dump reads names only under the registry lock, which
+        // `set_name_locked` takes whenever the name changes.
+        if name.is_none() && unsafe { (*self.g().name.get()).is_none() } {
+            return;
+        }
+        crate::introspect::allgs::set_name_locked(self, name);
     }
 
     /// Free the G and its stack (when it cannot be cached).
@@ -191,6 +220,7 @@ impl GRef {
     /// # Safety
     /// The caller owns the G, the G is dead, and no other `GRef` to it will ever be used.
     pub(crate) unsafe fn free(self) {
+        crate::introspect::allgs::remove(self);
         // SAFETY: the caller's contract; the pointer came from `Box::leak` in `alloc`.
         drop(unsafe { Box::from_raw(self.as_ptr()) });
     }

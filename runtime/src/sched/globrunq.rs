@@ -23,6 +23,12 @@ pub(crate) fn globrunqput(gp: GRef) {
     s.runqsize.store(l.runq.len(), Ordering::SeqCst);
 }
 
+/// Put one G at the tail of the global queue; the caller holds the lock.
+pub(crate) fn globrunqput_locked(l: &mut Locked, gp: GRef) {
+    l.runq.push_back(gp);
+    sched().runqsize.store(l.runq.len(), Ordering::SeqCst);
+}
+
 /// Put an overflow batch from a local ring at the tail of the global queue.
 pub(crate) fn globrunqput_batch(batch: Overflow<G>) {
     let s = sched();

@@ -18,7 +18,11 @@ pub(crate) fn acquirep(m: &M, pp: usize) {
         super::fatal(format_args!("acquirep: M{} woken without a P", m.id));
     }
     m.set_p(pp);
-    sched().ps[pp].status.store(P_RUNNING, Ordering::Relaxed);
+    let p = &sched().ps[pp];
+    p.m.store(m as *const M as *mut M, Ordering::Relaxed);
+    p.status.store(P_RUNNING, Ordering::Relaxed);
+    // A P leaves the idle list: sysmon may be asleep with nothing to watch (`sysmon.rs`).
+    super::sysmon::wake_if_idle();
 }
 
 /// Unbind `m`'s P and return its index (Go: `releasep`).
@@ -27,18 +31,26 @@ pub(crate) fn releasep(m: &M) -> usize {
     if pp == NO_P {
         super::fatal(format_args!("releasep: M{} holds no P", m.id));
     }
-    sched().ps[pp].status.store(P_IDLE, Ordering::Relaxed);
+    let p = &sched().ps[pp];
+    p.m.store(std::ptr::null_mut(), Ordering::Relaxed);
+    p.status.store(P_IDLE, Ordering::Relaxed);
     m.set_p(NO_P);
     pp
 }
 
 /// Put P `pp` on the idle list, or hand it straight to an M that waits for one (Go: `pidleput`).
 /// Called with the lock held.
+/// A spare P (lent by sysmon) goes back to the spare pool instead: it is never idle.
 pub(crate) fn pidleput(l: &mut Locked, pp: usize) {
     if let Some(m) = l.pwait.pop_front() {
         sched().npwait.fetch_sub(1, Ordering::SeqCst);
         m.nextp.store(pp, Ordering::Release);
         m.note.wakeup();
+        return;
+    }
+    if sched().is_spare(pp) {
+        sched().ps[pp].lent_for.store(NO_P, Ordering::Relaxed);
+        l.pspare.push(pp);
         return;
     }
     l.pidle.push(pp);
@@ -116,7 +128,13 @@ pub(crate) fn startm(pp: Option<usize>, spinning: bool) {
         }
         None => {
             drop(l);
-            newm(pp, spinning);
+            if !newm(pp, spinning) {
+                // At the thread cap: the P waits for an M to come back (from a blocking call).
+                if spinning {
+                    s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                }
+                pidleput(&mut s.lock(), pp);
+            }
         }
     }
 }
@@ -134,7 +152,47 @@ pub(crate) fn stopm(m: &'static M) {
         let mut l = s.lock();
         l.midle.push(m);
     }
+    crate::introspect::checkdead::check();
     sleep_until_handed_p(m);
+}
+
+/// How long an M sleeps idle before its thread exits, if more than `max_procs + 1` are alive.
+const M_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `stopm` for an M that ran out of work in `findrunnable`: after `M_IDLE_TIMEOUT` without a P,
+/// if the M is still idle and more Ms than `max_procs + 1` are alive, it leaves the idle list and
+/// returns `false` (its thread exits). Returns `true` holding a P.
+pub(crate) fn stopm_or_exit(m: &'static M) -> bool {
+    let s = sched();
+    if m.is_spinning() {
+        super::fatal(format_args!(
+            "stopm: M{} would sleep while counted as spinning",
+            m.id
+        ));
+    }
+    s.lock().midle.push(m);
+    crate::introspect::checkdead::check();
+    loop {
+        if m.note.sleep_timeout(M_IDLE_TIMEOUT) {
+            let pp = m.nextp.swap(NO_P, Ordering::Acquire);
+            if pp != NO_P {
+                acquirep(m, pp);
+                return true;
+            }
+            continue;
+        }
+        let mut l = s.lock();
+        if m.nextp.load(Ordering::Acquire) != NO_P {
+            continue; // handed a P just now; the note is set too
+        }
+        if s.mlive.load(Ordering::Relaxed) > s.procs() + 1 {
+            if let Some(i) = l.midle.iter().position(|&x| std::ptr::eq(x, m)) {
+                l.midle.swap_remove(i);
+                s.mlive.fetch_sub(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+    }
 }
 
 /// Sleep on `m`'s note until a waker has put a P in `nextp`, then hold it. A wakeup with no P

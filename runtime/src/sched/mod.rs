@@ -19,7 +19,8 @@
 //! | `wake_word.rs`    | (`g.param`, `parkingOnChan`) | one-waiter wake words: park token, join packet |
 //! | `waiter.rs`       | (`sudog`)                | a parked G or a blocked plain thread, as a word  |
 //! | `inject.rs`       | `injectglist`            | queueing a batch of Gs readied by netpoll        |
-//! | `sysmon.rs`       | `sysmon`                 | the watchdog thread: polls when nobody has       |
+//! | `syscall.rs`      | `entersyscall`, `exitsyscall` | `blocking`: lending the P while a call blocks |
+//! | `sysmon.rs`       | `sysmon`, `retake`       | the watchdog: polls, retakes Ps, lends spares    |
 //!
 //! # The worker protocol (spinning and wakeups)
 //!
@@ -121,8 +122,29 @@ pub(crate) const RUNNEXT_INHERIT_MAX: u32 = 16;
 
 /// The scheduler's global state (Go: `schedt`). One per process, created on first use.
 pub(crate) struct Sched {
-    /// All Ps; their number is fixed when the runtime starts (`WEFT_MAXPROCS`).
+    /// All Ps: the first `nprocs` are the regular ones (`WEFT_MAXPROCS`), the next `nprocs` are
+    /// spares that sysmon lends to the Gs queued behind a CPU hog (`sysmon.rs`). Spares are never
+    /// on the idle list; they live in `Locked::pspare` when not lent.
     pub(crate) ps: Box<[P]>,
+    /// Number of regular Ps (Go: `gomaxprocs`).
+    nprocs: usize,
+    /// Cap on live Ms (`Config::max_threads`).
+    pub(crate) max_threads: usize,
+    /// Ms whose thread is alive. Written under `lock`.
+    pub(crate) mlive: AtomicUsize,
+    /// Ms inside `blocking` right now (sysmon ticks fast while this is non-zero).
+    pub(crate) nsyscall: AtomicUsize,
+    /// Statistics (`introspect.rs`): blocking calls; those that found no P on return; Ps
+    /// retaken from blocking calls; CPU hogs noticed; spares lent.
+    pub(crate) syscalls: AtomicU64,
+    pub(crate) syscall_slow: AtomicU64,
+    pub(crate) retakes: AtomicU64,
+    pub(crate) hogs: AtomicU64,
+    pub(crate) lends: AtomicU64,
+    /// `WEFT_SCHEDTRACE` period in ms (0: off).
+    pub(crate) schedtrace_ms: u64,
+    /// Whether SIGQUIT prints a goroutine dump (`Config::dump_on_sigquit`).
+    pub(crate) sigquit_dump: bool,
     /// Usable bytes of a default stack (Gs with this size are recycled with their stacks).
     pub(crate) default_stack: usize,
     /// The lists below. Never held across a park; a leaf lock.
@@ -164,6 +186,10 @@ pub(crate) struct Locked {
     pub(crate) pwait: VecDeque<&'static M>,
     /// Dead Gs with default-size stacks, shared by all Ps (Go: `sched.gFree`).
     pub(crate) gfree: Vec<GRef>,
+    /// Spare Ps not lent (indices `nprocs..2 * nprocs`).
+    pub(crate) pspare: Vec<usize>,
+    /// Records of Ms whose thread exited, for reuse by `newm`.
+    pub(crate) mfree: Vec<&'static M>,
 }
 
 static SCHED: OnceLock<Sched> = OnceLock::new();
@@ -189,18 +215,33 @@ fn start() -> &'static Sched {
         let cfg: Settings = crate::config::take_for_start();
         crate::stack::init_budget(cfg.max_stacks);
         crate::stack::overflow::install_handler();
-        let ps: Box<[P]> = (0..cfg.max_procs).map(P::new).collect();
+        crate::introspect::latency::init();
+        let n = cfg.max_procs;
+        let ps: Box<[P]> = (0..2 * n).map(P::new).collect();
         Sched {
+            nprocs: n,
+            max_threads: cfg.max_threads,
+            mlive: AtomicUsize::new(0),
+            nsyscall: AtomicUsize::new(0),
+            syscalls: AtomicU64::new(0),
+            syscall_slow: AtomicU64::new(0),
+            retakes: AtomicU64::new(0),
+            hogs: AtomicU64::new(0),
+            lends: AtomicU64::new(0),
+            schedtrace_ms: cfg.schedtrace_ms,
+            sigquit_dump: cfg.sigquit_dump,
             default_stack: cfg.stack_size,
             lock: Mutex::new(Locked {
                 runq: VecDeque::new(),
-                pidle: (0..cfg.max_procs).rev().collect(),
+                pidle: (0..n).rev().collect(),
                 midle: Vec::new(),
                 pwait: VecDeque::new(),
                 gfree: Vec::new(),
+                pspare: (n..2 * n).rev().collect(),
+                mfree: Vec::new(),
             }),
             runqsize: AtomicUsize::new(0),
-            npidle: AtomicUsize::new(ps.len()),
+            npidle: AtomicUsize::new(n),
             nmspinning: AtomicUsize::new(0),
             needspinning: AtomicBool::new(false),
             npwait: AtomicUsize::new(0),
@@ -212,14 +253,19 @@ fn start() -> &'static Sched {
             ps,
         }
     });
-    SYSMON.call_once(sysmon::start);
+    SYSMON.call_once(|| sysmon::start(s));
     s
 }
 
 impl Sched {
     /// Number of Ps (Go: `gomaxprocs`).
     pub(crate) fn procs(&self) -> usize {
-        self.ps.len()
+        self.nprocs
+    }
+
+    /// Whether P `pp` is a spare (see `ps`).
+    pub(crate) fn is_spare(&self, pp: usize) -> bool {
+        pp >= self.nprocs
     }
 
     /// Take the scheduler lock. Callers never park while holding it.

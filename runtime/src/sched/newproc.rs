@@ -49,7 +49,7 @@ where
     g.guard.set(stack.guard_range());
     g.stack_size.set(stack.usable());
     let id = s.goidgen.fetch_add(1, Ordering::Relaxed);
-    g.id.set(id);
+    g.id.store(id, Ordering::Relaxed);
     // SAFETY: we own gp (see above).
     unsafe { gp.set_name(name) };
     let coro = Coroutine::with_stack(stack, move |y: &Yielder<MRef, Suspend>, _m: MRef| {

@@ -16,7 +16,7 @@
 //!   whether to wait before taking `runnext`.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use super::g::{GRef, G};
 use super::runq::RunQueue;
@@ -25,6 +25,10 @@ use super::runq::RunQueue;
 pub(crate) const P_IDLE: u8 = 0;
 /// An M holds the P and runs Gs on it.
 pub(crate) const P_RUNNING: u8 = 1;
+/// The M that held the P is inside `blocking` (Go: `_Psyscall`). Whoever moves the status out
+/// of this state with a CAS owns the P: that M on its way out of the call (fast path), or sysmon
+/// retaking the P for another M (`syscall.rs`).
+pub(crate) const P_SYSCALL: u8 = 2;
 
 /// Dead Gs a P keeps for reuse before it moves half of them to the global list (Go: 64).
 pub(crate) const GFREE_LOCAL_MAX: usize = 64;
@@ -48,8 +52,26 @@ pub(crate) struct P {
     /// inherited slices). Written by the holder only; thieves read it to tell a P that is busy
     /// with one long G from one that is cycling through hand-offs.
     pub(crate) nexecute: AtomicU32,
-    /// `P_IDLE` or `P_RUNNING`.
+    /// `P_IDLE`, `P_RUNNING` or `P_SYSCALL`.
     pub(crate) status: AtomicU8,
+    /// Incremented by the holder on every entry into `blocking` (Go: `p.syscalltick`): sysmon
+    /// retakes the P only after seeing the same call on two of its ticks.
+    pub(crate) syscalltick: AtomicU32,
+    /// The M holding the P (null when idle). Written by `acquirep`/`releasep`; read by sysmon
+    /// to see whether that M is inside a G.
+    pub(crate) m: AtomicPtr<super::m::M>,
+    /// For a spare P lent to the Gs queued behind a CPU hog (`sysmon.rs`): the index of the
+    /// hogged P, or `NO_P`. Written under `Sched::lock`.
+    pub(crate) lent_for: AtomicUsize,
+    /// The hogged P's `nexecute` when the spare was lent: once it moves, the hog has switched
+    /// out and the spare goes back to the pool.
+    pub(crate) lent_nexec: AtomicU32,
+    /// Gs this P took from other Ps (statistics).
+    pub(crate) nsteal: AtomicU64,
+    /// Parks of Gs on this P, by `WaitReason` (statistics; holder only).
+    pub(crate) nparks: [AtomicU64; crate::wait_reason::WaitReason::COUNT],
+    /// Readiness-to-run latency of the Gs run on this P (holder only).
+    pub(crate) latency: crate::introspect::latency::Histogram,
     /// Dead Gs with default-size stacks. Holder only.
     gfree: UnsafeCell<Vec<GRef>>,
     /// This P's timer heap (Go: `p.timers`); has its own lock, so any M may run it.
@@ -69,6 +91,13 @@ impl P {
             runnext_streak: AtomicU32::new(0),
             nexecute: AtomicU32::new(0),
             status: AtomicU8::new(P_IDLE),
+            syscalltick: AtomicU32::new(0),
+            m: AtomicPtr::new(std::ptr::null_mut()),
+            lent_for: AtomicUsize::new(super::m::NO_P),
+            lent_nexec: AtomicU32::new(0),
+            nsteal: AtomicU64::new(0),
+            nparks: [const { AtomicU64::new(0) }; crate::wait_reason::WaitReason::COUNT],
+            latency: crate::introspect::latency::Histogram::new(),
             gfree: UnsafeCell::new(Vec::with_capacity(GFREE_LOCAL_MAX)),
             timers: crate::time::timers::Timers::new(),
         }
@@ -103,6 +132,6 @@ impl P {
 
 /// Increment a counter that only the P's holder writes: a plain load and store, no locked
 /// read-modify-write on the scheduler's hot path (readers only need a recent value).
-fn bump(c: &AtomicU32) {
+pub(crate) fn bump(c: &AtomicU32) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }

@@ -38,6 +38,7 @@ use super::g::{Commit, GRef, Suspend, G_BLOCKED_OS, G_RUNNABLE, G_RUNNING, G_WAI
 use super::globrunq::{globrunqput, globrunqput_batch};
 use super::idle::{acquirep_wait, handoffp, releasep, wakep};
 use super::{context, fatal};
+use crate::wait_reason::WaitReason;
 
 /// Park the current G until someone calls [`ready`] on it. `commit` runs on the M's stack after
 /// the switch and publishes the G (see the module doc); return `false` from it to cancel.
@@ -50,12 +51,20 @@ use super::{context, fatal};
 ///
 /// # Panics
 /// When called outside a G (callers check first).
+///
+/// `reason` and `detail` (an fd for I/O) say what the G waits for (the dump shows them).
 #[inline(never)]
-pub(crate) fn park<F>(commit: F)
+pub(crate) fn park<F>(reason: WaitReason, detail: u64, commit: F)
 where
     F: FnOnce(GRef) -> bool,
 {
     let gp = context::current_g().expect("weft: park called outside a coroutine");
+    let g = gp.g();
+    g.wait_reason.store(reason.as_u8(), Ordering::Relaxed);
+    g.wait_detail.store(detail, Ordering::Relaxed);
+    g.wait_since
+        .store(crate::introspect::coarse_now(), Ordering::Relaxed);
+    crate::introspect::count_park(reason);
     if std::thread::panicking() {
         park_blocking_os(gp, commit);
         return;
@@ -105,6 +114,9 @@ pub(crate) fn make_runnable(gp: GRef) -> bool {
     // visible, its owner may run it to completion and recycle or free it.
     let blocked_m = gp.g().blocked_m.load(Ordering::Acquire);
     let id = gp.id();
+    gp.g()
+        .ready_at
+        .store(crate::introspect::latency::stamp(), Ordering::Relaxed);
     let prev = gp.g().status.swap(G_RUNNABLE, Ordering::AcqRel);
     match prev {
         G_WAITING => true,

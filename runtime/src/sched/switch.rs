@@ -7,7 +7,10 @@
 //! * returned → the G is dead: its stack goes back to a free list (`newproc::gdestroy`);
 //! * `Suspend::Yield` → requeue at the tail of the local ring;
 //! * `Suspend::Park(commit)` → run the commit *here, after the switch*; if it declines, resume the
-//!   G at once (Go's `park_m`: `if !unlockf(gp) { execute(gp) }`).
+//!   G at once (Go's `park_m`: `if !unlockf(gp) { execute(gp) }`);
+//! * `Suspend::ExitSyscall` → the G came back from `blocking` and found no P (the M holds none):
+//!   take an idle P and resume it, or queue it globally and sleep until handed a P (Go's
+//!   `exitsyscall0`).
 //!
 //! The thread-local "current G" is set only around `resume`, so code on the M's stack (a commit,
 //! the scheduler) never believes it runs inside a G.
@@ -15,18 +18,23 @@
 use corosensei::CoroutineResult;
 
 use super::g::{GRef, Suspend, G_RUNNABLE, G_RUNNING, G_WAITING};
-use super::globrunq::globrunqput_batch;
-use super::idle::wakep;
+use std::sync::atomic::Ordering;
+
+use super::globrunq::{globrunqput_batch, globrunqput_locked};
+use super::idle::{acquirep, pidleget, stopm, wakep};
 use super::m::M;
 use super::{context, newproc};
 
 /// Run `gp` on `m` until it yields, parks for good, or finishes. `inherit`: `gp` came from
 /// `runnext` and shares the current time slice (no new tick).
 pub(crate) fn execute(m: &'static M, gp: GRef, inherit: bool) {
-    m.p().expect("execute: M holds no P").count_execute(inherit);
+    let pp = m.p().expect("execute: M holds no P");
+    pp.count_execute(inherit);
+    crate::introspect::latency::record(pp, gp);
     gp.set_status(G_RUNNING);
     loop {
         context::set_current_g(Some(gp));
+        m.curg.store(gp.as_ptr(), Ordering::Relaxed);
         // SAFETY: this M owns gp (it took it from a run queue); the coroutine is not referenced
         // anywhere else while it runs, and the G's own code never touches `coro`.
         let coro = unsafe { gp.coro_mut() }
@@ -34,6 +42,7 @@ pub(crate) fn execute(m: &'static M, gp: GRef, inherit: bool) {
             .expect("execute: G without a coroutine");
         let r = coro.resume(m);
         context::set_current_g(None);
+        m.curg.store(std::ptr::null_mut(), Ordering::Relaxed);
         match r {
             CoroutineResult::Return(()) => {
                 newproc::gdestroy(gp);
@@ -65,6 +74,23 @@ pub(crate) fn execute(m: &'static M, gp: GRef, inherit: bool) {
                 }
                 // The commit declined (the event already happened): gp is still ours.
                 gp.set_status(G_RUNNING);
+            }
+            CoroutineResult::Yield(Suspend::ExitSyscall) => {
+                let s = super::sched();
+                let mut l = s.lock();
+                if let Some(pp) = pidleget(&mut l) {
+                    drop(l);
+                    acquirep(m, pp);
+                    gp.set_status(G_RUNNING);
+                    continue;
+                }
+                gp.set_status(G_RUNNABLE);
+                globrunqput_locked(&mut l, gp);
+                drop(l);
+                // Busy Ps find it at their next look at the global queue (every 61 ticks at
+                // most); a P released from now on sees it before going idle (findrunnable).
+                stopm(m);
+                return;
             }
         }
     }

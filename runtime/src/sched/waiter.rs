@@ -22,6 +22,7 @@ use std::thread::{self, Thread};
 
 use super::g::{GRef, G};
 use super::{context, park};
+use crate::wait_reason::WaitReason;
 
 /// Tag bit of a thread waiter's word.
 const THREAD_TAG: usize = 0b100;
@@ -55,12 +56,14 @@ pub(crate) fn as_g(w: usize) -> Option<GRef> {
 /// event already happened (then nothing blocks). In a G it runs on the M's stack after the
 /// switch, with `park`'s rule: touch nothing after the operation that publishes `w`. Spurious
 /// returns do not happen: the caller returns only after its own wakeup.
-pub(crate) fn block<F>(commit: F)
+///
+/// `reason`/`detail` are recorded for a G (see `park`).
+pub(crate) fn block<F>(reason: WaitReason, detail: u64, commit: F)
 where
     F: FnOnce(usize) -> bool,
 {
     if context::current_g().is_some() {
-        park::park(|gp| commit(gp.as_ptr() as usize));
+        park::park(reason, detail, |gp| commit(gp.as_ptr() as usize));
         return;
     }
     let me = ThreadWaiter {

@@ -120,7 +120,7 @@ fn report_overflow(g: &crate::sched::g::G, addr: usize) -> ! {
         None => buf.push(b"<unnamed>"),
     }
     buf.push(b"' (#");
-    buf.push_dec(g.id.get() as usize);
+    buf.push_dec(g.id.load(std::sync::atomic::Ordering::Relaxed) as usize);
     buf.push(b") overflowed its ");
     buf.push_dec(g.stack_size.get() / 1024);
     buf.push(b" KiB stack (guard page hit at 0x");

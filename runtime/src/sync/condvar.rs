@@ -30,6 +30,7 @@ use super::mutex::MutexGuard;
 use super::wait_queue::{wake_waiter, Claim, Node, WaitQueue, TIMED_OUT};
 use crate::sched::context;
 use crate::time::timers::{self, TimerKind};
+use crate::wait_reason::WaitReason;
 
 /// Whether a timed wait on a [`Condvar`] ended because its time ran out.
 ///
@@ -272,7 +273,7 @@ impl Condvar {
                 // unlinks the node before claiming it.
                 unsafe { self.queue.enqueue(&node) };
                 drop(guard);
-                node.block();
+                node.block(WaitReason::Condvar);
                 false
             }
             Some(deadline) if context::current_g().is_some() => {
@@ -284,7 +285,7 @@ impl Condvar {
                 drop(guard);
                 let when = crate::time::to_nanos(deadline);
                 let arg = node as *const Node as usize;
-                let state = node.block_with(move || {
+                let state = node.block_with(WaitReason::Condvar, move || {
                     timers::add_timer(when, arg, ticket as u64, &CONDVAR_TIMEOUT);
                 });
                 let timed_out = state == TIMED_OUT;

@@ -65,7 +65,7 @@ impl Once {
     pub const fn new() -> Once {
         Once {
             state: AtomicU8::new(INCOMPLETE),
-            queue: WaitQueue::new(),
+            queue: WaitQueue::with_reason(crate::wait_reason::WaitReason::Once),
         }
     }
 
@@ -74,7 +74,7 @@ impl Once {
     pub fn new() -> Once {
         Once {
             state: AtomicU8::new(INCOMPLETE),
-            queue: WaitQueue::new(),
+            queue: WaitQueue::with_reason(crate::wait_reason::WaitReason::Once),
         }
     }
 

@@ -78,7 +78,7 @@ impl RawMutex {
     pub(crate) const fn new() -> RawMutex {
         RawMutex {
             state: AtomicUsize::new(0),
-            sema: Sema::new(0),
+            sema: Sema::with_reason(0, crate::wait_reason::WaitReason::Mutex),
         }
     }
 

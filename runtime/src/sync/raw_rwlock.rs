@@ -29,6 +29,7 @@ use crate::loom::sync::atomic::{AtomicIsize, Ordering};
 
 use super::raw_mutex::RawMutex;
 use super::sema::Sema;
+use crate::wait_reason::WaitReason;
 
 /// More concurrent readers than this is a bug (Go: `rwmutexMaxReaders`).
 const MAX_READERS: isize = 1 << 30;
@@ -48,8 +49,8 @@ impl RawRwLock {
     pub(crate) const fn new() -> RawRwLock {
         RawRwLock {
             w: RawMutex::new(),
-            writer_sem: Sema::new(0),
-            reader_sem: Sema::new(0),
+            writer_sem: Sema::with_reason(0, WaitReason::RwLockWrite),
+            reader_sem: Sema::with_reason(0, WaitReason::RwLockRead),
             reader_count: AtomicIsize::new(0),
             reader_wait: AtomicIsize::new(0),
         }
@@ -60,8 +61,8 @@ impl RawRwLock {
     pub(crate) fn new() -> RawRwLock {
         RawRwLock {
             w: RawMutex::new(),
-            writer_sem: Sema::new(0),
-            reader_sem: Sema::new(0),
+            writer_sem: Sema::with_reason(0, WaitReason::RwLockWrite),
+            reader_sem: Sema::with_reason(0, WaitReason::RwLockRead),
             reader_count: AtomicIsize::new(0),
             reader_wait: AtomicIsize::new(0),
         }

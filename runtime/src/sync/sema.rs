@@ -25,6 +25,7 @@
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
 use super::wait_queue::WaitQueue;
+use crate::wait_reason::WaitReason;
 
 /// A counting semaphore whose `acquire` parks the calling G (or blocks a plain thread) until a
 /// permit is available. Waiters are served in FIFO order, each handed its permit directly.
@@ -77,18 +78,30 @@ impl Sema {
     /// ```
     #[cfg(not(loom))]
     pub const fn new(permits: usize) -> Sema {
+        Sema::with_reason(permits, WaitReason::Semaphore)
+    }
+
+    /// A semaphore whose waiters show `reason` in the goroutine dump.
+    #[cfg(not(loom))]
+    pub(crate) const fn with_reason(permits: usize, reason: WaitReason) -> Sema {
         Sema {
             count: AtomicUsize::new(permits),
-            queue: WaitQueue::new(),
+            queue: WaitQueue::with_reason(reason),
         }
     }
 
     /// A semaphore with `permits` permits available.
     #[cfg(loom)]
     pub fn new(permits: usize) -> Sema {
+        Sema::with_reason(permits, WaitReason::Semaphore)
+    }
+
+    /// A semaphore whose waiters show `reason` in the goroutine dump.
+    #[cfg(loom)]
+    pub(crate) fn with_reason(permits: usize, reason: WaitReason) -> Sema {
         Sema {
             count: AtomicUsize::new(permits),
-            queue: WaitQueue::new(),
+            queue: WaitQueue::with_reason(reason),
         }
     }
 

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::wait_queue::WaitQueue;
+use crate::wait_reason::WaitReason;
 
 const HANDLE: u64 = 1;
 const HANDLE_MASK: u64 = (1 << 32) - 1;
@@ -92,8 +93,8 @@ impl WaitGroup {
         WaitGroup {
             inner: Arc::new(Inner {
                 state: AtomicU64::new(HANDLE),
-                all_gone: WaitQueue::new(),
-                tasks_done: WaitQueue::new(),
+                all_gone: WaitQueue::with_reason(WaitReason::WaitGroup),
+                tasks_done: WaitQueue::with_reason(WaitReason::WaitGroup),
             }),
         }
     }

@@ -71,6 +71,7 @@ use crate::loom::sync::{Mutex, MutexGuard};
 
 #[cfg(not(loom))]
 use crate::sched::waiter::{block, wake as wake_blocked};
+use crate::wait_reason::WaitReason;
 #[cfg(loom)]
 use loom_waiter::{block, wake as wake_blocked};
 
@@ -197,15 +198,15 @@ impl Node {
     /// Second half of a two-phase wait: block until the node is claimed (it must have been
     /// linked with [`WaitQueue::enqueue`] after [`begin`](Node::begin)). Returns `WOKEN` or
     /// `TIMED_OUT`.
-    pub(crate) fn block(&self) -> usize {
-        self.block_with(|| ())
+    pub(crate) fn block(&self, reason: WaitReason) -> usize {
+        self.block_with(reason, || ())
     }
 
     /// [`block`](Node::block), running `before` in the commit just before the node is
     /// published (for a G: on the M's stack, after the switch). A G's timed wait arms its timer
     /// there: the timer may claim the node at once, and the publish then fails.
-    pub(crate) fn block_with(&self, before: impl FnOnce()) -> usize {
-        block(|w| {
+    pub(crate) fn block_with(&self, reason: WaitReason, before: impl FnOnce()) -> usize {
+        block(reason, 0, |w| {
             before();
             self.publish(w)
         });
@@ -352,6 +353,8 @@ impl List {
 /// A FIFO queue of blocked Gs and threads. See the module doc.
 pub(crate) struct WaitQueue {
     list: Mutex<List>,
+    /// What a G blocked here waits for (`WaitReason` as a byte), for the goroutine dump.
+    reason: u8,
 }
 
 impl std::fmt::Debug for WaitQueue {
@@ -366,16 +369,30 @@ impl WaitQueue {
     /// An empty queue.
     #[cfg(not(loom))]
     pub(crate) const fn new() -> WaitQueue {
+        WaitQueue::with_reason(WaitReason::Semaphore)
+    }
+
+    /// An empty queue whose waiters show `reason` in the goroutine dump.
+    #[cfg(not(loom))]
+    pub(crate) const fn with_reason(reason: WaitReason) -> WaitQueue {
         WaitQueue {
             list: Mutex::new(List::new()),
+            reason: reason.as_u8(),
         }
     }
 
     /// An empty queue.
     #[cfg(loom)]
     pub(crate) fn new() -> WaitQueue {
+        WaitQueue::with_reason(WaitReason::Semaphore)
+    }
+
+    /// An empty queue whose waiters show `reason` in the goroutine dump.
+    #[cfg(loom)]
+    pub(crate) fn with_reason(reason: WaitReason) -> WaitQueue {
         WaitQueue {
             list: Mutex::new(List::new()),
+            reason: reason.as_u8(),
         }
     }
 
@@ -398,7 +415,7 @@ impl WaitQueue {
     /// state (atomics), never at thread-locals.
     pub(crate) fn wait_unless(&self, front: bool, ready: impl FnOnce() -> bool) -> bool {
         let node = Node::new();
-        block(|w| {
+        block(WaitReason::from_u8(self.reason), 0, |w| {
             let mut list = self.lock();
             if ready() {
                 return false;
@@ -503,7 +520,11 @@ mod loom_waiter {
         notify: Notify,
     }
 
-    pub(crate) fn block<F: FnOnce(usize) -> bool>(commit: F) {
+    pub(crate) fn block<F: FnOnce(usize) -> bool>(
+        _reason: crate::wait_reason::WaitReason,
+        _detail: u64,
+        commit: F,
+    ) {
         let me = Arc::new(Waiter {
             woken: AtomicBool::new(false),
             notify: Notify::new(),

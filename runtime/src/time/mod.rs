@@ -88,7 +88,7 @@ fn sleep_until_nanos(when: u64) {
         return;
     }
     // The commit runs on the M's stack after the switch: the timer holds the G from then on.
-    park::park(|gp| {
+    park::park(crate::wait_reason::WaitReason::Sleep, 0, |gp| {
         timers::add_timer(when, gp.as_ptr() as usize, 0, &SLEEP);
         true
     });
