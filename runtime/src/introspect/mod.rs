@@ -312,8 +312,11 @@ fn info(gp: GRef, now: u64) -> Option<GInfo> {
 /// `Config::dump_on_sigquit`).
 ///
 /// ```
-/// let mut out = Vec::new();
-/// weft_runtime::run(|| weft_runtime::introspect::dump(&mut out).unwrap());
+/// let out = weft_runtime::run(|| {
+///     let mut out = Vec::new();
+///     weft_runtime::introspect::dump(&mut out).unwrap();
+///     out
+/// });
 /// let text = String::from_utf8(out).unwrap();
 /// assert!(text.contains("[running]"));
 /// ```
