@@ -41,6 +41,13 @@ pub mod fs;
 
 pub use weft_runtime::sync;
 
+/// Looking inside the runtime: `stats()`, `goroutines()`, `dump()` (Go: package `runtime`'s
+/// introspection, `GODEBUG=schedtrace`). See `docs/DESIGN.md` ("Introspection").
+pub mod runtime {
+    pub use weft_runtime::introspect::*;
+    pub use weft_runtime::wait_reason::WaitReason;
+}
+
 /// The README's example is compiled and run as a doc test, so it cannot rot.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
