@@ -58,3 +58,11 @@ pub(crate) fn name_of(gp: GRef) -> Option<String> {
     // of the name holds; the G is registered, hence not freed.
     unsafe { (*gp.g().name.get()).as_deref().map(str::to_owned) }
 }
+
+/// Id and name of `gp` if it is still registered (a G another thread saw running a moment ago
+/// may have finished and been freed since). A linear search, so that `gp` is not touched before
+/// it is known to be alive: for rare reports only (sysmon's hog report).
+pub(crate) fn describe_if_registered(gp: GRef) -> Option<(u64, Option<String>)> {
+    let all = ALLGS.lock();
+    all.contains(&gp).then(|| (gp.id(), name_of(gp)))
+}

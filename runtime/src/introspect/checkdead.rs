@@ -55,7 +55,6 @@ pub(crate) fn leave_run(id: Option<u64>) {
 pub(crate) fn check() {
     let s = sched();
     if RUN_THREADS.load(Ordering::SeqCst) == 0
-        || load(&s.nsyscall) != 0
         || load(&s.runqsize) != 0
         || load(&s.npidle) != s.procs()
         || crate::netpoll::any_waiters()

@@ -73,7 +73,7 @@ pub struct Stats {
     pub idle_threads: usize,
     /// Ms spinning (looking for work while holding a P).
     pub spinning_threads: usize,
-    /// Ms inside a [`blocking`](crate::blocking) call right now.
+    /// Ms inside a [`blocking`](crate::blocking) call right now (one per G in `in_blocking`).
     pub threads_in_blocking: usize,
     /// Gs in the global run queue.
     pub global_queue: usize,
@@ -149,11 +149,11 @@ pub fn stats() -> Stats {
     }
     st.threads = s.mlive.load(Ordering::Relaxed);
     st.spinning_threads = load(&s.nmspinning);
-    st.threads_in_blocking = load(&s.nsyscall);
     let mut parks = [0u64; WaitReason::COUNT];
     for p in s.ps.iter() {
         st.local_queues.push(p.runq.len());
         st.steals += p.nsteal.load(Ordering::Relaxed);
+        st.blocking_calls += u64::from(p.syscalltick.load(Ordering::Relaxed));
         for (sum, c) in parks.iter_mut().zip(&p.nparks) {
             *sum += c.load(Ordering::Relaxed);
         }
@@ -177,7 +177,7 @@ pub fn stats() -> Stats {
         G_SYSCALL => st.in_blocking += 1,
         _ => st.cached_stacks += 1,
     });
-    st.blocking_calls = s.syscalls.load(Ordering::Relaxed);
+    st.threads_in_blocking = st.in_blocking;
     st.blocking_handoffs = s.retakes.load(Ordering::Relaxed);
     st.blocking_requeued = s.syscall_slow.load(Ordering::Relaxed);
     st.hogs = s.hogs.load(Ordering::Relaxed);

@@ -132,11 +132,9 @@ pub(crate) struct Sched {
     pub(crate) max_threads: usize,
     /// Ms whose thread is alive. Written under `lock`.
     pub(crate) mlive: AtomicUsize,
-    /// Ms inside `blocking` right now (sysmon ticks fast while this is non-zero).
-    pub(crate) nsyscall: AtomicUsize,
-    /// Statistics (`introspect.rs`): blocking calls; those that found no P on return; Ps
-    /// retaken from blocking calls; CPU hogs noticed; spares lent.
-    pub(crate) syscalls: AtomicU64,
+    /// Statistics (`introspect/`), off the hot paths: blocking calls that found no P on
+    /// return; Ps retaken from blocking calls; CPU hogs noticed; spares lent. (Blocking calls
+    /// are counted per P, `P::syscalltick`.)
     pub(crate) syscall_slow: AtomicU64,
     pub(crate) retakes: AtomicU64,
     pub(crate) hogs: AtomicU64,
@@ -222,8 +220,6 @@ fn start() -> &'static Sched {
             nprocs: n,
             max_threads: cfg.max_threads,
             mlive: AtomicUsize::new(0),
-            nsyscall: AtomicUsize::new(0),
-            syscalls: AtomicU64::new(0),
             syscall_slow: AtomicU64::new(0),
             retakes: AtomicU64::new(0),
             hogs: AtomicU64::new(0),

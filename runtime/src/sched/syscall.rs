@@ -84,7 +84,6 @@ where
 
 /// Let go of the P for a blocking call (Go: `entersyscall`). Runs on `gp`'s stack, on `m`.
 fn entersyscall(m: &'static M, gp: GRef) {
-    let s = sched();
     let pp = m.p().expect("blocking: M holds no P");
     bump(&pp.syscalltick);
     gp.set_status(G_SYSCALL);
@@ -92,18 +91,16 @@ fn entersyscall(m: &'static M, gp: GRef) {
     m.curg.store(std::ptr::null_mut(), Ordering::Relaxed);
     m.oldp.store(pp.id, Ordering::Relaxed);
     m.set_p(NO_P);
-    s.nsyscall.fetch_add(1, Ordering::SeqCst);
-    // Publishes everything this M did with the P; sysmon's or our own CAS acquires it.
-    pp.status.store(P_SYSCALL, Ordering::Release);
+    // Publishes everything this M did with the P; sysmon's or our own CAS acquires it. SeqCst
+    // (not just Release): sysmon's check for calls in flight before a long sleep pairs with it.
+    pp.status.store(P_SYSCALL, Ordering::SeqCst);
     super::sysmon::wake_for_syscall();
-    s.syscalls.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Get a P back after the call (Go: `exitsyscall`): the old one if sysmon did not retake it,
 /// else an idle one, else switch out and let the M queue the G (`Suspend::ExitSyscall`).
 fn exitsyscall(m: &'static M, gp: GRef) {
     let s = sched();
-    s.nsyscall.fetch_sub(1, Ordering::SeqCst);
     let old = m.oldp.swap(NO_P, Ordering::Relaxed);
     let oldp = &s.ps[old];
     let got = if oldp

@@ -104,7 +104,7 @@ pub(crate) fn wake_for_syscall() {
 }
 
 /// What sysmon remembers about each P between ticks (Go: `sysmontick`).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 struct PTick {
     /// `syscalltick` last seen, and when.
     syscalltick: u32,
@@ -114,8 +114,9 @@ struct PTick {
     nexec_when: u64,
     /// The current hog (by `nexec`) was reported.
     reported: bool,
-    /// Id of the hog G, for the end-of-hog report.
+    /// Id and name of the hog G, for the end-of-hog report.
     hog_id: u64,
+    hog_name: Option<String>,
 }
 
 fn run(s: &'static Sched) -> ! {
@@ -138,7 +139,7 @@ fn run(s: &'static Sched) -> ! {
         let long = delay_us > TICK_MAX_SYSCALL_US;
         if long {
             LONG_SLEEP.store(true, Ordering::SeqCst);
-            if load(&s.nsyscall) > 0 {
+            if any_in_syscall(s) {
                 LONG_SLEEP.store(false, Ordering::SeqCst);
                 delay_us = TICK_MIN_US;
             }
@@ -171,7 +172,7 @@ fn run(s: &'static Sched) -> ! {
         } else {
             quiet = quiet.saturating_add(1);
             if quiet > QUIET_TICKS {
-                let max = if load(&s.nsyscall) > 0 {
+                let max = if any_in_syscall(s) {
                     TICK_MAX_SYSCALL_US
                 } else {
                     TICK_MAX_US
@@ -188,7 +189,15 @@ fn trace_period(s: &Sched) -> Option<u64> {
 
 /// Every regular P idle and no blocking call: nothing for sysmon to watch.
 fn all_idle(s: &Sched) -> bool {
-    load(&s.npidle) == s.procs() && load(&s.nsyscall) == 0
+    load(&s.npidle) == s.procs() && !any_in_syscall(s)
+}
+
+/// Whether some P waits in `P_SYSCALL` for its M to come back or sysmon to retake it. SeqCst:
+/// pairs with `entersyscall`'s SeqCst store of `P_SYSCALL` before it looks at sysmon's sleep
+/// flags (either sysmon sees the call, or the call sees the flag and wakes sysmon).
+fn any_in_syscall(s: &Sched) -> bool {
+    s.ps.iter()
+        .any(|p| p.status.load(Ordering::SeqCst) == P_SYSCALL)
 }
 
 /// Poll the network if no M has for `POLL_STALE`.
@@ -257,7 +266,10 @@ fn retake(s: &'static Sched, now: u64, ticks: &mut [PTick]) -> bool {
                 let Some(gp) = running_g(p) else { continue };
                 if !pd.reported {
                     pd.reported = true;
-                    pd.hog_id = gp.id();
+                    let (id, name) =
+                        crate::introspect::allgs::describe_if_registered(gp).unwrap_or((0, None));
+                    pd.hog_id = id;
+                    pd.hog_name = name;
                     s.hogs.fetch_add(1, Ordering::Relaxed);
                 }
                 // One spare at a time per hog; lent again whenever the previous one ran dry
@@ -276,12 +288,18 @@ fn retake(s: &'static Sched, now: u64, ticks: &mut [PTick]) -> bool {
 fn end_hog(s: &Sched, pd: &mut PTick, now: u64) {
     if pd.reported && s.schedtrace_ms > 0 {
         let ms = now.saturating_sub(pd.nexec_when) / 1_000_000;
+        let name = pd
+            .hog_name
+            .take()
+            .map(|n| format!(" {n:?}"))
+            .unwrap_or_default();
         eprintln!(
-            "weft: coroutine #{} ran about {ms} ms without switching out (a CPU hog; \
+            "weft: coroutine #{}{name} ran about {ms} ms without switching out (a CPU hog; \
              other Gs of its P ran on a spare P meanwhile)",
             pd.hog_id
         );
     }
+    pd.hog_name = None;
     pd.reported = false;
     pd.nexec_when = 0;
 }
