@@ -85,6 +85,10 @@ mod time;
 pub(crate) mod chan_group;
 #[cfg(loom)]
 #[allow(missing_docs, dead_code)]
+#[path = "sched/p_status.rs"]
+pub(crate) mod p_status;
+#[cfg(loom)]
+#[allow(missing_docs, dead_code)]
 #[path = "netpoll/poll_word.rs"]
 pub(crate) mod poll_word;
 

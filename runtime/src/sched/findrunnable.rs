@@ -261,7 +261,7 @@ fn steal_work(m: &M, pp: &P) -> Option<GRef> {
             if p2.id == pp.id {
                 continue;
             }
-            let running = p2.status.load(Ordering::Relaxed) == P_RUNNING;
+            let running = p2.status.load() == P_RUNNING;
             if let Some(gp) = p2.runq.steal_into(&pp.runq, last, |slot, seen| {
                 !running || runnext_stuck(p2, slot, seen)
             }) {

@@ -9,7 +9,6 @@
 use std::sync::atomic::{fence, Ordering};
 
 use super::m::{newm, M, NO_P};
-use super::p::{P_IDLE, P_RUNNING};
 use super::{load, sched, Locked};
 
 /// Bind P `pp` to M `m` (Go: `acquirep`). The caller got `pp` from the idle list or `nextp`.
@@ -20,7 +19,7 @@ pub(crate) fn acquirep(m: &M, pp: usize) {
     m.set_p(pp);
     let p = &sched().ps[pp];
     p.m.store(m as *const M as *mut M, Ordering::Relaxed);
-    p.status.store(P_RUNNING, Ordering::Relaxed);
+    p.status.set_running();
     // A P leaves the idle list: sysmon may be asleep with nothing to watch (`sysmon.rs`).
     super::sysmon::wake_if_idle();
 }
@@ -33,7 +32,7 @@ pub(crate) fn releasep(m: &M) -> usize {
     }
     let p = &sched().ps[pp];
     p.m.store(std::ptr::null_mut(), Ordering::Relaxed);
-    p.status.store(P_IDLE, Ordering::Relaxed);
+    p.status.set_idle();
     m.set_p(NO_P);
     pp
 }

@@ -92,6 +92,7 @@ pub(crate) mod inject;
 pub(crate) mod m;
 pub(crate) mod newproc;
 pub(crate) mod p;
+pub(crate) mod p_status;
 pub(crate) mod park;
 pub mod runq;
 pub(crate) mod switch;

@@ -16,19 +16,12 @@
 //!   whether to wait before taking `runnext`.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::g::{GRef, G};
 use super::runq::RunQueue;
 
-/// The P is on the idle list.
-pub(crate) const P_IDLE: u8 = 0;
-/// An M holds the P and runs Gs on it.
-pub(crate) const P_RUNNING: u8 = 1;
-/// The M that held the P is inside `blocking` (Go: `_Psyscall`). Whoever moves the status out
-/// of this state with a CAS owns the P: that M on its way out of the call (fast path), or sysmon
-/// retaking the P for another M (`syscall.rs`).
-pub(crate) const P_SYSCALL: u8 = 2;
+pub(crate) use super::p_status::{PStatus, P_RUNNING, P_SYSCALL};
 
 /// Dead Gs a P keeps for reuse before it moves half of them to the global list (Go: 64).
 pub(crate) const GFREE_LOCAL_MAX: usize = 64;
@@ -52,8 +45,8 @@ pub(crate) struct P {
     /// inherited slices). Written by the holder only; thieves read it to tell a P that is busy
     /// with one long G from one that is cycling through hand-offs.
     pub(crate) nexecute: AtomicU32,
-    /// `P_IDLE`, `P_RUNNING` or `P_SYSCALL`.
-    pub(crate) status: AtomicU8,
+    /// `P_IDLE`, `P_RUNNING` or `P_SYSCALL` (`p_status.rs`: the blocking-call hand-off).
+    pub(crate) status: PStatus,
     /// Incremented by the holder on every entry into `blocking` (Go: `p.syscalltick`): sysmon
     /// retakes the P only after seeing the same call on two of its ticks.
     pub(crate) syscalltick: AtomicU32,
@@ -90,7 +83,7 @@ impl P {
             schedtick: AtomicU32::new(0),
             runnext_streak: AtomicU32::new(0),
             nexecute: AtomicU32::new(0),
-            status: AtomicU8::new(P_IDLE),
+            status: PStatus::new(),
             syscalltick: AtomicU32::new(0),
             m: AtomicPtr::new(std::ptr::null_mut()),
             lent_for: AtomicUsize::new(super::m::NO_P),

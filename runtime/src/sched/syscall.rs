@@ -34,7 +34,7 @@ use std::sync::atomic::Ordering;
 use super::g::{GRef, Suspend, G_RUNNING, G_SYSCALL};
 use super::idle::{acquirep, pidleget};
 use super::m::{M, NO_P};
-use super::p::{bump, P_RUNNING, P_SYSCALL};
+use super::p::bump;
 use super::{context, load, sched};
 
 /// Run `f`, a call that may block the OS thread (a file read, DNS resolution, a foreign
@@ -93,7 +93,7 @@ fn entersyscall(m: &'static M, gp: GRef) {
     m.set_p(NO_P);
     // Publishes everything this M did with the P; sysmon's or our own CAS acquires it. SeqCst
     // (not just Release): sysmon's check for calls in flight before a long sleep pairs with it.
-    pp.status.store(P_SYSCALL, Ordering::SeqCst);
+    pp.status.enter_syscall();
     super::sysmon::wake_for_syscall();
 }
 
@@ -103,11 +103,7 @@ fn exitsyscall(m: &'static M, gp: GRef) {
     let s = sched();
     let old = m.oldp.swap(NO_P, Ordering::Relaxed);
     let oldp = &s.ps[old];
-    let got = if oldp
-        .status
-        .compare_exchange(P_SYSCALL, P_RUNNING, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
-    {
+    let got = if oldp.status.exit_syscall_fast() {
         m.set_p(old);
         oldp.m.store(m as *const M as *mut M, Ordering::Relaxed);
         true

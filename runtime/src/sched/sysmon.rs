@@ -42,7 +42,7 @@ use super::globrunq::globrunqput_batch_vec;
 use super::idle::{handoffp, releasep, startm, stopm, wakep};
 use super::inject::injectglist;
 use super::m::{Note, M, NO_P};
-use super::p::{P, P_IDLE, P_RUNNING, P_SYSCALL};
+use super::p::{P, P_RUNNING, P_SYSCALL};
 use super::{load, sched, Sched};
 use crate::netpoll;
 use crate::time::{nanotime, timers};
@@ -196,8 +196,7 @@ fn all_idle(s: &Sched) -> bool {
 /// pairs with `entersyscall`'s SeqCst store of `P_SYSCALL` before it looks at sysmon's sleep
 /// flags (either sysmon sees the call, or the call sees the flag and wakes sysmon).
 fn any_in_syscall(s: &Sched) -> bool {
-    s.ps.iter()
-        .any(|p| p.status.load(Ordering::SeqCst) == P_SYSCALL)
+    s.ps.iter().any(|p| p.status.load_seqcst() == P_SYSCALL)
 }
 
 /// Poll the network if no M has for `POLL_STALE`.
@@ -223,7 +222,7 @@ fn retake(s: &'static Sched, now: u64, ticks: &mut [PTick]) -> bool {
     let mut acted = false;
     for (i, p) in s.ps.iter().enumerate() {
         let pd = &mut ticks[i];
-        match p.status.load(Ordering::Acquire) {
+        match p.status.load() {
             P_SYSCALL => {
                 end_hog(s, pd, now);
                 let t = p.syscalltick.load(Ordering::Relaxed);
@@ -241,10 +240,7 @@ fn retake(s: &'static Sched, now: u64, ticks: &mut [PTick]) -> bool {
                 {
                     continue;
                 }
-                if p.status
-                    .compare_exchange(P_SYSCALL, P_IDLE, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
+                if p.status.retake() {
                     p.m.store(std::ptr::null_mut(), Ordering::Relaxed);
                     s.retakes.fetch_add(1, Ordering::Relaxed);
                     handoffp(i);
@@ -354,7 +350,7 @@ pub(crate) fn lent_spare_done(pp: &P) -> bool {
         return true; // handed over as a spare without a hog (e.g. via pwait): give it back
     }
     let h = &s.ps[hog];
-    h.status.load(Ordering::Relaxed) != P_RUNNING
+    h.status.load() != P_RUNNING
         || h.nexecute.load(Ordering::Relaxed) != pp.lent_nexec.load(Ordering::Relaxed)
 }
 

@@ -274,7 +274,7 @@ fn condvar_wait_vs_notify() {
             // unlinks it first.
             unsafe { q.enqueue(&node) };
             m.lock.unlock();
-            assert_eq!(node.block(), WOKEN);
+            assert_eq!(node.block(crate::wait_reason::WaitReason::Condvar), WOKEN);
             m.lock.lock();
         }
         m.lock.unlock();
@@ -301,7 +301,7 @@ fn notify_vs_timeout() {
                 wake_waiter(w);
             }
         });
-        let state = node.block();
+        let state = node.block(crate::wait_reason::WaitReason::Condvar);
         if state == TIMED_OUT {
             q.remove(&node);
         }

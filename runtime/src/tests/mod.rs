@@ -8,6 +8,8 @@
 #[cfg(loom)]
 mod loom_chan_group;
 #[cfg(loom)]
+mod loom_p_status;
+#[cfg(loom)]
 mod loom_poll_word;
 #[cfg(loom)]
 mod loom_runq;
