@@ -1,6 +1,7 @@
 //! Scheduler, channel and mutex benchmarks (criterion): the Go-comparable `create_goroutines`,
 //! `spawn_join_one`, `ping_pong`, `yield_many`, `chan_sync`, `chan_buffered`, `chan_contended`
-//! and `mutex_contended`.
+//! and `mutex_contended`, plus weft's own `blocking_fast` (one `weft::blocking` call that returns
+//! at once: the cost of the hand-off's fast path, paid by every `weft::fs` call).
 //!
 //! The bodies are those of the shared micro harness (`benches/micro/src/bodies.rs`, included
 //! below), so one criterion iteration is one op with the same meaning as there and in Go's
@@ -59,7 +60,7 @@ type Body = fn(u64) -> Duration;
 fn sched(c: &mut Criterion) {
     let procs = setup_procs();
     let id = format!("P{procs}");
-    let benches: [(&str, Body); 8] = [
+    let benches: [(&str, Body); 9] = [
         ("create_goroutines", bodies::create_goroutines),
         ("spawn_join_one", bodies::spawn_join_one),
         ("ping_pong", bodies::ping_pong),
@@ -68,6 +69,7 @@ fn sched(c: &mut Criterion) {
         ("chan_buffered", bodies::chan_buffered),
         ("chan_contended", bodies::chan_contended),
         ("mutex_contended", bodies::mutex_contended),
+        ("blocking_fast", blocking_fast),
     ];
     for (name, body) in benches {
         let mut g = c.benchmark_group(name);
@@ -79,6 +81,15 @@ fn sched(c: &mut Criterion) {
         });
         g.finish();
     }
+}
+
+/// n `weft::blocking` calls whose closure returns at once (the P is never retaken).
+fn blocking_fast(n: u64) -> Duration {
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        std::hint::black_box(weft::blocking(|| std::hint::black_box(i)));
+    }
+    t.elapsed()
 }
 
 criterion_group!(benches, sched);
