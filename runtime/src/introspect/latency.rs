@@ -1,7 +1,10 @@
 //! The readiness-to-run latency histogram: how long a G waits between `ready` (its event
-//! happened) and running again on an M. Go and tokio report scheduling latency only through
-//! tracing; here it is always on and cheap enough for production: one timestamp in `ready`, one in
-//! `execute`, and one bucket increment by the P's holder (no shared cache line).
+//! happened) and running again on an M. Always on and cheap enough for production: as Go's
+//! `/sched/latencies:seconds` metric does, it samples one wakeup in `SAMPLE_PERIOD` of each G
+//! (the first one after spawn included), with a timestamp in `ready`, another in `execute`, and
+//! one bucket increment by the P's holder (no shared cache line). Unsampled wakeups cost one
+//! counter update. Measured: a timestamp costs ~10 ns here, so stamping every wakeup added
+//! ~20 ns to each channel hand-off.
 //!
 //! Timestamps are raw CPU cycle counts (`rdtsc`, a few ns, no system call) on x86-64, and
 //! `nanotime` elsewhere; buckets are powers of two of that unit, converted to nanoseconds when
@@ -51,10 +54,24 @@ pub(crate) fn init() {
     let _ = ORIGIN.get_or_init(|| (ticks(), nanotime()));
 }
 
+/// One wakeup in this many of each G is timed (Go: `gTrackingPeriod`).
+pub(crate) const SAMPLE_PERIOD: u32 = 8;
+
 /// The current timestamp, never 0 (0 means "not readied").
 #[inline]
-pub(crate) fn stamp() -> u64 {
+fn stamp() -> u64 {
     ticks() | 1
+}
+
+/// In `ready`, by the G's owner of the moment: stamp one wakeup in `SAMPLE_PERIOD`.
+#[inline]
+pub(crate) fn on_ready(gp: GRef) {
+    let g = gp.g();
+    let seq = g.ready_seq.load(Ordering::Relaxed);
+    g.ready_seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+    if seq % SAMPLE_PERIOD == 0 {
+        g.ready_at.store(stamp(), Ordering::Relaxed);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -94,7 +111,8 @@ fn ns_per_tick() -> f64 {
     (n1 - n0) as f64 / (t1 - t0) as f64
 }
 
-/// The readiness-to-run latency of every G run so far, summed over all Ps.
+/// The readiness-to-run latency of the sampled wakeups so far (one in 8 per G, the first after
+/// spawn included), summed over all Ps.
 ///
 /// ```
 /// let h = weft_runtime::run(|| {
@@ -115,7 +133,7 @@ pub struct LatencyHistogram {
 }
 
 impl LatencyHistogram {
-    /// Number of samples.
+    /// Number of samples (about one wakeup in 8).
     pub fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.1).sum()
     }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::sched::g::{GRef, G_BLOCKED_OS, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING};
-use crate::sched::{context, load, sched};
+use crate::sched::{load, sched};
 use crate::time::nanotime;
 use crate::wait_reason::WaitReason;
 pub use latency::LatencyHistogram;
@@ -45,11 +45,12 @@ pub(crate) fn tick_coarse(now: u64) {
     COARSE_NOW.store(now, Ordering::Relaxed);
 }
 
-/// Count a park by reason on the current P (statistics).
+/// Count `gp`'s park by its reason on P `pp`, held by the calling M (statistics; on the M's
+/// stack after the switch, so no thread-local lookup on the G's side).
 #[inline]
-pub(crate) fn count_park(reason: WaitReason) {
-    if let Some(pp) = context::current_p() {
-        let c = &pp.nparks[reason.as_u8() as usize];
+pub(crate) fn count_park(pp: &crate::sched::p::P, gp: GRef) {
+    let r = gp.g().wait_reason.load(Ordering::Relaxed) as usize;
+    if let Some(c) = pp.nparks.get(r) {
         c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 }
@@ -117,7 +118,8 @@ pub struct Stats {
     pub mapped_stacks: usize,
     /// Dead Gs kept with their stacks for reuse (the stack pool).
     pub cached_stacks: usize,
-    /// Time from `ready` to running, over every wakeup since the start.
+    /// Time from `ready` to running, sampled over one wakeup in 8 of each G since the start
+    /// (each G's first wakeup included), as Go's `/sched/latencies:seconds` does.
     pub ready_latency: LatencyHistogram,
 }
 

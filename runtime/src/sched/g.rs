@@ -26,7 +26,7 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use corosensei::{Coroutine, Yielder};
 
@@ -105,6 +105,9 @@ pub(crate) struct G {
     /// When `ready` made the G runnable (`introspect::latency` ticks; 0: not readied). Written by
     /// the readier before it queues the G; read and cleared by the M that runs it.
     pub(crate) ready_at: AtomicU64,
+    /// Wakeups of this G since it was spawned, for sampling them (`introspect/latency.rs`).
+    /// Written by whoever readies the G (its owner at that moment).
+    pub(crate) ready_seq: AtomicU32,
     /// Position in the all-Gs registry (`introspect::allgs`); under its lock.
     pub(crate) allg_idx: AtomicUsize,
 }
@@ -145,6 +148,7 @@ impl GRef {
             wait_detail: AtomicU64::new(0),
             wait_since: AtomicU64::new(0),
             ready_at: AtomicU64::new(0),
+            ready_seq: AtomicU32::new(0),
             allg_idx: AtomicUsize::new(usize::MAX),
         });
         let gp = GRef(NonNull::from(Box::leak(g)));

@@ -50,6 +50,7 @@ where
     g.stack_size.set(stack.usable());
     let id = s.goidgen.fetch_add(1, Ordering::Relaxed);
     g.id.store(id, Ordering::Relaxed);
+    g.ready_seq.store(0, Ordering::Relaxed);
     // SAFETY: we own gp (see above).
     unsafe { gp.set_name(name) };
     let coro = Coroutine::with_stack(stack, move |y: &Yielder<MRef, Suspend>, _m: MRef| {

@@ -64,7 +64,6 @@ where
     g.wait_detail.store(detail, Ordering::Relaxed);
     g.wait_since
         .store(crate::introspect::coarse_now(), Ordering::Relaxed);
-    crate::introspect::count_park(reason);
     if std::thread::panicking() {
         park_blocking_os(gp, commit);
         return;
@@ -114,9 +113,7 @@ pub(crate) fn make_runnable(gp: GRef) -> bool {
     // visible, its owner may run it to completion and recycle or free it.
     let blocked_m = gp.g().blocked_m.load(Ordering::Acquire);
     let id = gp.id();
-    gp.g()
-        .ready_at
-        .store(crate::introspect::latency::stamp(), Ordering::Relaxed);
+    crate::introspect::latency::on_ready(gp);
     let prev = gp.g().status.swap(G_RUNNABLE, Ordering::AcqRel);
     match prev {
         G_WAITING => true,

@@ -64,6 +64,9 @@ pub(crate) fn execute(m: &'static M, gp: GRef, inherit: bool) {
             }
             CoroutineResult::Yield(Suspend::Park(commit)) => {
                 gp.set_status(G_WAITING);
+                if let Some(pp) = m.p() {
+                    crate::introspect::count_park(pp, gp);
+                }
                 // SAFETY: `commit` was built by `park::park` for this very switch: `data` points
                 // to a closure on gp's stack, which stays untouched until gp is resumed, and
                 // `call` moves it onto this stack before running it (so nothing reads gp's stack
