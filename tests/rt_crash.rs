@@ -302,7 +302,9 @@ fn tiny_budget_on_two_procs_caches_nothing_out_of_reach() {
 /// User code may hold a std `MutexGuard` or a thread-local borrow across `spawn` (it is not a
 /// blocking call), so spawn must not be a switch point even while it retries at the edge of the
 /// budget. On 1 P with a budget of 2: the main G queues a G that would run next, then spawns past
-/// the budget; the spawn must fail without having let the queued G run.
+/// the budget; the spawn must fail without having let the queued G run *on this thread* (a G
+/// switch). The retry lasts 20 ms, long enough for sysmon to see a CPU hog and lend a spare P, on
+/// which the queued G may run in parallel on another thread: that is not a switch.
 #[test]
 fn spawn_at_budget_edge_does_not_switch() {
     in_child(
@@ -312,13 +314,19 @@ fn spawn_at_budget_edge_does_not_switch() {
         || {
             common::init(1);
             let ok = weft::run(|| {
-                let ran = Arc::new(AtomicBool::new(false));
-                let r = ran.clone();
+                let ran_on = Arc::new(AtomicI64::new(0));
+                let r = ran_on.clone();
                 // The second stack of the budget: queued in runnext, runs as soon as we switch.
-                let queued = weft::spawn(move || r.store(true, Ordering::Release));
+                // It keeps its stack until released, so the budget stays spent even if it runs.
+                let (tx, rx) = weft::chan::bounded::<()>(0);
+                let queued = weft::spawn(move || {
+                    r.store(common::gettid(), Ordering::Release);
+                    let _ = rx.recv();
+                });
                 let tid = common::gettid();
                 let third = weft::Builder::new().spawn(|| ());
-                let switched = ran.load(Ordering::Acquire);
+                let switched = ran_on.load(Ordering::Acquire) == tid;
+                let _ = tx.send(());
                 let same_thread = common::gettid() == tid;
                 queued.join().unwrap();
                 matches!(&third, Err(e) if e.kind() == ErrorKind::OutOfMemory)
