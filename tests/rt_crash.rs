@@ -10,7 +10,7 @@ mod common;
 
 use std::io::ErrorKind;
 use std::panic;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use common::{run_child, scenario, watchdog, Gate, TEST_TIMEOUT};
