@@ -140,19 +140,21 @@ pub(crate) fn startm(pp: Option<usize>, spinning: bool) {
 
 /// Park `m` until someone hands it a P, then hold that P (Go: `stopm`). The caller holds none.
 pub(crate) fn stopm(m: &'static M) {
-    let s = sched();
+    mput(m);
+    sleep_until_handed_p(m);
+}
+
+/// Put `m` on the idle list, then see whether that leaves the process deadlocked (Go: `mput` +
+/// `checkdead`). The caller then sleeps until handed a P.
+fn mput(m: &'static M) {
     if m.is_spinning() {
         super::fatal(format_args!(
             "stopm: M{} would sleep while counted as spinning",
             m.id
         ));
     }
-    {
-        let mut l = s.lock();
-        l.midle.push(m);
-    }
+    sched().lock().midle.push(m);
     crate::introspect::checkdead::check();
-    sleep_until_handed_p(m);
 }
 
 /// How long an M sleeps idle before its thread exits, if more than `max_procs + 1` are alive.
@@ -163,14 +165,7 @@ const M_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// returns `false` (its thread exits). Returns `true` holding a P.
 pub(crate) fn stopm_or_exit(m: &'static M) -> bool {
     let s = sched();
-    if m.is_spinning() {
-        super::fatal(format_args!(
-            "stopm: M{} would sleep while counted as spinning",
-            m.id
-        ));
-    }
-    s.lock().midle.push(m);
-    crate::introspect::checkdead::check();
+    mput(m);
     loop {
         if m.note.sleep_timeout(M_IDLE_TIMEOUT) {
             let pp = m.nextp.swap(NO_P, Ordering::Acquire);

@@ -90,7 +90,7 @@ where
 
 /// Switch from the calling G (`gp`) back to its M with `why`; returns when the G is resumed,
 /// possibly on another M (the M it runs on now is the resume value, unused here).
-fn suspend(gp: GRef, why: Suspend) {
+pub(crate) fn suspend(gp: GRef, why: Suspend) {
     // SAFETY: gp is the calling G (callers got it from current_g()); its yielder was recorded by
     // its entry function and lives as long as the coroutine, on whose stack we are running.
     let yielder = unsafe { &*gp.g().yielder.get() };

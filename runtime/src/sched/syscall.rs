@@ -123,12 +123,9 @@ fn exitsyscall(m: &'static M, gp: GRef) {
     s.syscall_slow.fetch_add(1, Ordering::Relaxed);
     gp.set_status(G_RUNNING);
     context::set_current_g(Some(gp));
-    // SAFETY: gp is the calling G (current_g before entersyscall), its yielder was recorded by
-    // its entry function and lives as long as its coroutine, on whose stack we run.
-    let yielder = unsafe { &*gp.g().yielder.get() };
     // The M (switch.rs) queues gp and sleeps; gp resumes on whichever M runs it next, with its
     // status, current G and P already set by `execute`.
-    let _m = yielder.suspend(Suspend::ExitSyscall);
+    super::park::suspend(gp, Suspend::ExitSyscall);
 }
 
 /// Back on a P on the same thread: the G is running again.

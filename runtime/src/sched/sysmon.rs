@@ -96,10 +96,10 @@ pub(crate) fn wake_if_idle() {
 
 /// A blocking call started: make sure sysmon looks within ~1 ms.
 pub(crate) fn wake_for_syscall() {
-    if (LONG_SLEEP.load(Ordering::SeqCst) && LONG_SLEEP.swap(false, Ordering::SeqCst))
-        || (IDLE_SLEEP.load(Ordering::SeqCst) && IDLE_SLEEP.swap(false, Ordering::SeqCst))
-    {
+    if LONG_SLEEP.load(Ordering::SeqCst) && LONG_SLEEP.swap(false, Ordering::SeqCst) {
         NOTE.wakeup();
+    } else {
+        wake_if_idle();
     }
 }
 
