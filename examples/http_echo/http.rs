@@ -7,6 +7,7 @@
 //! it agree on where the next request starts (no request smuggling). Everything refused here is
 //! answered with a [`Reject`] and the connection is closed after it.
 
+use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The largest request head (request line + headers + blank line) we accept: Go's default is
@@ -86,9 +87,11 @@ pub struct Head {
 /// Parse the head at the start of `buf`. `Ok(None)`: incomplete, read more. The request's
 /// Content-Type value, if any, is left in `ctype` (cleared otherwise).
 pub fn parse_head(buf: &[u8], ctype: &mut Vec<u8>) -> Result<Option<Head>, Reject> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // Uninitialised slots: initialising 64 of them (2 KiB) for every request would cost more
+    // than parsing a small head.
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => return Err(too_large_head()),
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(too_large_head()),
