@@ -148,26 +148,30 @@ impl Conn<'_> {
         loop {
             let head = self.next_head()?;
             self.consume(head.len);
-            let keep_alive = head.keep_alive && !self.srv.shutting_down();
-            let connection = match (keep_alive, head.http10) {
+            // Decided once the body is in: a shutdown that starts while we read it still gets
+            // this response out, with `Connection: close`.
+            let keep_alive = |c: &Conn| head.keep_alive && !c.srv.shutting_down();
+            let connection = |keep_alive| match (keep_alive, head.http10) {
                 (false, _) => ConnectionHeader::Close,
                 (true, true) => ConnectionHeader::KeepAlive,
                 (true, false) => ConnectionHeader::None,
             };
-            match head.framing {
+            let keep = match head.framing {
                 Framing::None => {
+                    let keep = keep_alive(self);
                     let date = self.date.now();
                     http::write_head(
                         &mut self.out,
                         Status::Ok,
                         b"text/plain",
                         HELLO.len(),
-                        connection,
+                        connection(keep),
                         date,
                     );
                     if !head.is_head {
                         self.out.extend_from_slice(HELLO);
                     }
+                    keep
                 }
                 Framing::Length(n) => {
                     if n > self.srv.settings.max_body {
@@ -178,14 +182,18 @@ impl Conn<'_> {
                         .into());
                     }
                     let body = self.read_body(&head, n as usize)?;
-                    self.respond_echo(&head, connection, body)?;
+                    let keep = keep_alive(self);
+                    self.respond_echo(&head, connection(keep), body)?;
+                    keep
                 }
                 Framing::Chunked => {
                     self.read_chunked(&head)?;
-                    self.respond_echo(&head, connection, Body::Owned)?;
+                    let keep = keep_alive(self);
+                    self.respond_echo(&head, connection(keep), Body::Owned)?;
+                    keep
                 }
-            }
-            if !keep_alive {
+            };
+            if !keep {
                 self.flush()?;
                 return Ok(());
             }

@@ -96,7 +96,7 @@ pub fn parse_head(buf: &[u8], ctype: &mut Vec<u8>) -> Result<Option<Head>, Rejec
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(too_large_head()),
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::Version) => {
+        Err(httparse::Error::Version) if names_a_version(buf) => {
             return Err(reject(
                 Status::VersionNotSupported,
                 "only HTTP/1.0 and HTTP/1.1 are spoken here",
@@ -208,6 +208,16 @@ pub fn parse_head(buf: &[u8], ctype: &mut Vec<u8>) -> Result<Option<Head>, Rejec
         framing,
         expect_continue: expect_continue && framing != Framing::None,
     }))
+}
+
+/// Whether the request line's last token is an HTTP version (`HTTP/` digit `.` digit, RFC 9112
+/// §2.3), such as `HTTP/2.0` — a version we do not speak (505) rather than a malformed line (400).
+fn names_a_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let token = line.rsplit(|&b| b == b' ').next().unwrap_or(line);
+    matches!(token, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+        if major.is_ascii_digit() && minor.is_ascii_digit())
 }
 
 fn too_large_head() -> Reject {
