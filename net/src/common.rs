@@ -112,14 +112,17 @@ macro_rules! fd_methods {
 /// `Read` and `Write` for a stream type and for `&Type`. `write_all` holds the write lock for
 /// the whole buffer, so concurrent `write_all`s on one stream never interleave (as Go's
 /// `Conn.Write`).
+///
+/// `$short_read_drains`: whether a read that returns less than asked proves the socket's receive
+/// queue was empty (true for TCP; see `Fd::read_stream`).
 macro_rules! stream_io {
-    ($t:ident) => {
+    ($t:ident, $short_read_drains:expr) => {
         impl ::std::io::Read for &$t {
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.fd
-                    .op(::weft_runtime::netpoll::Direction::Read, |mut s| {
-                        ::std::io::Read::read(&mut s, buf)
-                    })
+                let len = buf.len();
+                self.fd.read_stream(len, $short_read_drains, |mut s| {
+                    ::std::io::Read::read(&mut s, buf)
+                })
             }
 
             fn read_vectored(

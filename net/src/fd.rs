@@ -66,6 +66,9 @@ pub(crate) struct Fd<S: AsRawFd> {
     timing: [Mutex<Timing>; 2],
     /// Whether a timeout is set for the direction (skip the lock otherwise).
     timed: [AtomicBool; 2],
+    /// The last stream read returned less than asked: the receive queue was empty then (see
+    /// `read_stream`). Only touched under the read lock.
+    drained: AtomicBool,
 }
 
 fn idx(dir: Direction) -> usize {
@@ -109,6 +112,7 @@ impl<S: AsRawFd> Fd<S> {
             taken: false,
             timing: Default::default(),
             timed: Default::default(),
+            drained: AtomicBool::new(false),
         })
     }
 
@@ -155,6 +159,52 @@ impl<S: AsRawFd> Fd<S> {
         self.op_locked(dir, f)
     }
 
+    /// `read` on a stream socket: `op`, minus one syscall per message where the socket type
+    /// allows (`short_read_drains`, mio and tokio do the same for TCP).
+    ///
+    /// A read that returns `0 < n < len` got everything the receive queue held. Whatever arrives
+    /// after it raises a new epoll edge, which the pollDesc records as `READY` even with nobody
+    /// waiting (the last `prepare` was before that read's syscall, so no edge since is lost).
+    /// So the next read waits for readiness first — returning at once if the edge came — instead
+    /// of spending a syscall on the `EAGAIN` that is all but certain in request/response
+    /// traffic. Sound for TCP, where `tcp_recvmsg` stops early only with the queue empty, with
+    /// two exceptions. The short read may have consumed a FIN (or stopped before a reset) whose
+    /// edge came earlier: then the next read must see EOF or the error with no edge to come, so
+    /// the rule is off once epoll has reported a hang-up (`PollDesc::hung_up`, sticky). And an
+    /// urgent-data mark (`MSG_OOB`) stops a read with data behind it, which then waits for the
+    /// peer's next segment or the read's deadline.
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        short_read_drains: bool,
+        mut f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let dir = Direction::Read;
+        let _g = self.lock(dir)?;
+        self.arm_timeout(dir);
+        if self.drained.load(Ordering::Relaxed) {
+            // Cleared first: after an error (deadline, close) the next read tries the syscall.
+            self.drained.store(false, Ordering::Relaxed);
+            if !self.pd.hung_up() {
+                self.pd.wait(dir)?;
+            }
+        }
+        self.pd.prepare(dir)?;
+        loop {
+            match f(&self.sock) {
+                Ok(n) => {
+                    if short_read_drains && n > 0 && n < len {
+                        self.drained.store(true, Ordering::Relaxed);
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.pd.wait(dir)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The retry loop, for a caller that already holds the direction lock (`write_all`).
     pub(crate) fn op_locked<R>(
         &self,
@@ -162,6 +212,11 @@ impl<S: AsRawFd> Fd<S> {
         mut f: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
         self.arm_timeout(dir);
+        if dir == Direction::Read {
+            // Any other read-side op (peek, read_vectored, ...) may leave data queued without a
+            // new edge: the next `read_stream` must try its syscall.
+            self.drained.store(false, Ordering::Relaxed);
+        }
         self.pd.prepare(dir)?;
         loop {
             match f(&self.sock) {

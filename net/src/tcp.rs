@@ -259,7 +259,9 @@ impl TcpStream {
     crate::common::fd_methods!(TcpStream, std::net::TcpStream);
 }
 
-crate::common::stream_io!(TcpStream);
+// A short TCP read empties the receive queue (tcp_recvmsg returns early only once the queue is
+// empty, or at an urgent-data mark; see `Fd::read_stream`).
+crate::common::stream_io!(TcpStream, true);
 
 crate::common::fd_traits!(TcpStream, std::net::TcpStream);
 crate::common::fd_traits!(TcpListener, std::net::TcpListener);

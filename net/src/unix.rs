@@ -230,7 +230,9 @@ impl UnixStream {
     crate::common::fd_methods!(UnixStream, std::os::unix::net::UnixStream);
 }
 
-crate::common::stream_io!(UnixStream);
+// Not for Unix streams: a read stops between messages from different writers (credentials),
+// with more queued and no new edge to come.
+crate::common::stream_io!(UnixStream, false);
 
 impl UnixDatagram {
     /// Create the socket file at `path` and bind a datagram socket to it. Fails with

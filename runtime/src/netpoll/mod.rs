@@ -117,7 +117,10 @@ pub(crate) fn netpoll(delay_ns: i64, out: &mut Vec<GRef>) {
         let (read, write) = (bits & R != 0, bits & W != 0);
         if read || write {
             let err = bits == libc::EPOLLERR as u32;
-            woken += poll_desc::ready_event(data, read, write, err, out);
+            // Not EPOLLHUP: a TCP socket reports it before it is connected, and every hang-up
+            // of a connected one (FIN, reset, shutdown) comes with EPOLLRDHUP.
+            let hup = bits & (libc::EPOLLRDHUP | libc::EPOLLERR) as u32 != 0;
+            woken += poll_desc::ready_event(data, read, write, err, hup, out);
         }
     }
     if woken > 0 {

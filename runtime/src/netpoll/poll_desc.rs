@@ -47,7 +47,7 @@ use slab::Slab;
 
 use super::poll_word::{
     fence_after_publish, Begin, PollErr, PollInfo, PollWord, INFO_CLOSING, INFO_EVENT_ERR,
-    INFO_READ_EXPIRED, INFO_WRITE_EXPIRED,
+    INFO_HUP, INFO_READ_EXPIRED, INFO_WRITE_EXPIRED,
 };
 use super::{ensure_poller, WAITERS};
 use crate::sched::g::GRef;
@@ -410,6 +410,19 @@ impl PollDesc {
     pub fn event_error(&self) -> bool {
         self.pd().info.load() & INFO_EVENT_ERR != 0
     }
+
+    /// Whether epoll has ever reported a hang-up or an error on this fd (`EPOLLRDHUP`,
+    /// `EPOLLERR`; sticky). A reader that skips its syscall until the next edge
+    /// (weft-net's short-read rule) must not do so after one: the end of the stream, or a reset,
+    /// may be all that is left, and its edge has come already.
+    ///
+    /// Ordering: netpoll sets the bit, fences (SeqCst) and then looks at `rg`; this fences and
+    /// then reads the bit. So if netpoll found `rg` before a `prepare` of ours had reset it (the
+    /// hang-up's edge was erased by that reset), we see the bit here.
+    pub fn hung_up(&self) -> bool {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.pd().info.load() & INFO_HUP != 0
+    }
 }
 
 impl Drop for PollDesc {
@@ -580,6 +593,7 @@ pub(crate) fn ready_event(
     read: bool,
     write: bool,
     err: bool,
+    hup: bool,
     out: &mut Vec<GRef>,
 ) -> usize {
     let idx = data as u32;
@@ -595,6 +609,10 @@ pub(crate) fn ready_event(
         pd.info.set(INFO_EVENT_ERR);
     } else if pd.info.load() & INFO_EVENT_ERR != 0 {
         pd.info.clear(INFO_EVENT_ERR);
+    }
+    // Before the words below are looked at (`set` fences): see `PollDesc::hung_up`.
+    if hup && pd.info.load() & INFO_HUP == 0 {
+        pd.info.set(INFO_HUP);
     }
     let mut n = 0;
     for (on, word) in [(read, &pd.rg), (write, &pd.wg)] {
