@@ -28,6 +28,8 @@ const MAX_READ_BUF: usize = 2 * http::MAX_HEAD;
 const FLUSH_AT: usize = 64 * 1024;
 /// Buffers grown by a large request are given back afterwards.
 const KEEP_CAPACITY: usize = 64 * 1024;
+/// A body's buffer grows by at most this much per read.
+const BODY_STEP: usize = 64 * 1024;
 /// Bodies larger than this are written straight from the body buffer (no copy into `out`).
 const COPY_BODY_MAX: usize = 16 * 1024;
 /// After a final response we read (and drop) what the client still sends for at most this
@@ -273,15 +275,19 @@ impl Conn<'_> {
         self.body
             .extend_from_slice(&self.rbuf[self.start..self.end]);
         self.consume(buffered);
-        self.body.resize(n, 0);
+        // Grown as the bytes come, not to the announced length at once: a client that announces
+        // 8 MiB and sends nothing must not cost 8 MiB.
         let mut have = buffered;
         while have < n {
+            let room = (n - have).min(BODY_STEP);
+            self.body.resize(have + room, 0);
             self.arm_body_read()?;
             match self.sock.read(&mut self.body[have..]) {
                 Ok(0) => return Err(Stop::Quiet), // the client went away mid-body
                 Ok(k) => have += k,
                 Err(e) => return Err(body_read_error(e)),
             }
+            self.body.truncate(have);
         }
         Ok(Body::Owned)
     }
