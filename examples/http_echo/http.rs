@@ -258,12 +258,54 @@ pub enum ChunkLine {
 }
 
 /// Parse a chunk-size line (extensions are skipped, as RFC 9112 allows).
+///
+/// Stricter than `httparse::parse_chunk_size` alone, which accepts a line without digits (as
+/// size 0), spaces after the size, and any byte inside an extension, a bare LF included. A proxy
+/// in front of us that ends the line at that LF would frame the body differently from us: request
+/// smuggling (CVE-2025-55315 in Kestrel; hyper refuses these lines too). So: hex digits first,
+/// then nothing or `;` (after optional whitespace), and no control byte before the CRLF.
 pub fn parse_chunk_line(buf: &[u8]) -> Result<ChunkLine, Reject> {
+    let (line, complete) = match buf.iter().position(|&b| b == b'\n') {
+        Some(lf) => match buf[..lf].strip_suffix(b"\r") {
+            Some(line) => (line, true),
+            None => return Err(bad_chunk()), // a bare LF
+        },
+        // Incomplete; a last CR may be the start of the CRLF.
+        None => (buf.strip_suffix(b"\r").unwrap_or(buf), false),
+    };
+    check_chunk_line(line, complete)?;
     match httparse::parse_chunk_size(buf) {
         Ok(httparse::Status::Complete((len, size))) => Ok(ChunkLine::Size { len, size }),
         Ok(httparse::Status::Partial) if buf.len() > MAX_CHUNK_LINE => Err(bad_chunk()),
         Ok(httparse::Status::Partial) => Ok(ChunkLine::Partial),
         Err(_) => Err(bad_chunk()),
+    }
+}
+
+/// The checks `parse_chunk_line` adds. `line` is without its CRLF; `complete`: the CRLF has
+/// arrived (otherwise more of the line may follow, and only what is there is judged).
+fn check_chunk_line(line: &[u8], complete: bool) -> Result<(), Reject> {
+    if line.iter().any(|&b| b != b'\t' && (b < b' ' || b == 0x7f)) {
+        return Err(bad_chunk());
+    }
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = &line[digits..];
+    if digits == 0 {
+        return if rest.is_empty() && !complete {
+            Ok(())
+        } else {
+            Err(bad_chunk())
+        };
+    }
+    // After the size: the end of the line, or `;` after optional whitespace (RFC 9112 §7.1.1).
+    let ws = rest
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    match rest.get(ws) {
+        Some(b';') => Ok(()),
+        None if ws == 0 || !complete => Ok(()),
+        _ => Err(bad_chunk()),
     }
 }
 
@@ -451,6 +493,32 @@ mod tests {
         );
         assert_eq!(parse_chunk_line(b"1a"), Ok(ChunkLine::Partial));
         assert!(parse_chunk_line(b"zz\r\n").is_err());
+        assert_eq!(
+            parse_chunk_line(b"5 ;x\r\n"),
+            Ok(ChunkLine::Size { len: 6, size: 5 })
+        );
+        assert_eq!(parse_chunk_line(b"5"), Ok(ChunkLine::Partial));
+        assert_eq!(parse_chunk_line(b"5\r"), Ok(ChunkLine::Partial));
+        assert_eq!(parse_chunk_line(b""), Ok(ChunkLine::Partial));
+        // Lines a proxy could read differently (request smuggling), or without a size.
+        for bad in [
+            &b"5;a\nb\r\n"[..],
+            b"5\n",
+            b"\r\n",
+            b";x\r\n",
+            b"5 \r\n",
+            b"5x\r\n",
+            b"5;a\x01b\r\n",
+            b"5;a\rb\r\n",
+            b" 5\r\n",
+            b"ffffffffffffffffff\r\n",
+        ] {
+            assert!(
+                parse_chunk_line(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
         assert_eq!(parse_trailers(b"\r\nGET"), Ok(Some(2)));
         assert_eq!(parse_trailers(b"X-Sum: 1\r\n\r\n"), Ok(Some(12)));
         assert_eq!(parse_trailers(b"X-Sum: 1\r\n"), Ok(None));

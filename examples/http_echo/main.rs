@@ -112,9 +112,11 @@ impl Server {
         self.stopping.load(SeqCst)
     }
 
+    /// A line on stderr, unless `--quiet`. Through `weft::blocking`: a slow or full stderr pipe
+    /// blocks the thread, and the P must not wait with it (docs/USER_RULES.md).
     pub fn log(&self, args: fmt::Arguments<'_>) {
         if !self.settings.quiet {
-            eprintln!("http_echo: {args}");
+            weft::blocking(|| eprintln!("http_echo: {args}"));
         }
     }
 
@@ -273,9 +275,10 @@ fn accept_loop(srv: &Arc<Server>, listener: &TcpListener, alive: &chan::Sender<(
             state: AtomicU8::new(ACTIVE),
         });
         let key = srv.conns.lock().insert(tracked.clone());
-        let srv = srv.clone();
+        let g_srv = srv.clone();
         let alive = alive.clone();
-        weft::go!(move || {
+        let spawned = weft::Builder::new().spawn(move || {
+            let srv = g_srv;
             let _registered = Registered { srv: &srv, key };
             if let Err(e) = conn::serve(&srv, &tracked) {
                 if !is_disconnect(&e) {
@@ -284,6 +287,16 @@ fn accept_loop(srv: &Arc<Server>, listener: &TcpListener, alive: &chan::Sender<(
             }
             drop(alive);
         });
+        if let Err(e) = spawned {
+            // Out of stacks (the kernel's map count) or memory: refuse this connection (it is
+            // closed as the closure drops), keep the others, and back off as for EMFILE.
+            srv.conns.lock().remove(key);
+            backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+            srv.log(format_args!(
+                "cannot start a G: {e}; retrying in {backoff:?}"
+            ));
+            weft::sleep(backoff);
+        }
     }
 }
 
@@ -306,15 +319,20 @@ fn watch_signals(srv: Arc<Server>, listener: Arc<TcpListener>) -> io::Result<()>
     signal_hook::low_level::pipe::register(SIGTERM, tx)?;
     let mut rx = UnixStream::from_std(rx)?;
     weft::go!(move || {
+        // One byte per signal; both may be there at once.
         let mut buf = [0u8; 16];
-        if !matches!(rx.read(&mut buf), Ok(n) if n > 0) {
-            return;
-        }
+        let mut seen = match rx.read(&mut buf) {
+            Ok(n) if n > 0 => n,
+            _ => return,
+        };
         srv.log(format_args!(
             "signal received: stopping (again to exit now)"
         ));
         srv.shutdown(&listener);
-        if matches!(rx.read(&mut buf), Ok(n) if n > 0) {
+        if seen < 2 {
+            seen += rx.read(&mut buf).unwrap_or(0);
+        }
+        if seen >= 2 {
             srv.log(format_args!("second signal: exiting now"));
             std::process::exit(1);
         }
