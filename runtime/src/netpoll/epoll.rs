@@ -64,7 +64,13 @@ impl Epoll {
     /// Register `fd` once, edge-triggered, for both directions (Go: `netpollopen`).
     pub(crate) fn add(&self, fd: RawFd, tag: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            // EPOLLPRI: TCP urgent data, which ends weft-net's short-read rule (see
+            // `PollDesc::hung_up`).
+            events: (libc::EPOLLIN
+                | libc::EPOLLOUT
+                | libc::EPOLLRDHUP
+                | libc::EPOLLPRI
+                | libc::EPOLLET) as u32,
             u64: tag,
         };
         // SAFETY: `ev` is valid for the call; a bad `fd` is reported as EBADF by the kernel.

@@ -102,7 +102,9 @@ pub(crate) fn netpoll(delay_ns: i64, out: &mut Vec<GRef>) {
             Err(e) => fatal(format_args!("netpoll: epoll_wait: {e}")),
         }
     };
-    const R: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+    const R: u32 =
+        (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR)
+            as u32;
     const W: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
     let mut woken = 0;
     for ev in &events[..n] {
@@ -118,8 +120,9 @@ pub(crate) fn netpoll(delay_ns: i64, out: &mut Vec<GRef>) {
         if read || write {
             let err = bits == libc::EPOLLERR as u32;
             // Not EPOLLHUP: a TCP socket reports it before it is connected, and every hang-up
-            // of a connected one (FIN, reset, shutdown) comes with EPOLLRDHUP.
-            let hup = bits & (libc::EPOLLRDHUP | libc::EPOLLERR) as u32 != 0;
+            // of a connected one (FIN, reset, shutdown) comes with EPOLLRDHUP. EPOLLPRI: urgent
+            // data, at whose mark a read stops short with data behind it.
+            let hup = bits & (libc::EPOLLRDHUP | libc::EPOLLERR | libc::EPOLLPRI) as u32 != 0;
             woken += poll_desc::ready_event(data, read, write, err, hup, out);
         }
     }

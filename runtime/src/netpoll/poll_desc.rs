@@ -411,14 +411,19 @@ impl PollDesc {
         self.pd().info.load() & INFO_EVENT_ERR != 0
     }
 
-    /// Whether epoll has ever reported a hang-up or an error on this fd (`EPOLLRDHUP`,
-    /// `EPOLLERR`; sticky). A reader that skips its syscall until the next edge
-    /// (weft-net's short-read rule) must not do so after one: the end of the stream, or a reset,
-    /// may be all that is left, and its edge has come already.
+    /// Whether epoll has ever reported a hang-up, an error or urgent data on this fd
+    /// (`EPOLLRDHUP`, `EPOLLERR`, `EPOLLPRI`; sticky). A reader that skips its syscall until the
+    /// next edge (weft-net's short-read rule) must not do so after one: the end of the stream, a
+    /// reset, or the data behind an urgent mark may be all that is left, and its edge has come
+    /// already.
     ///
     /// Ordering: netpoll sets the bit, fences (SeqCst) and then looks at `rg`; this fences and
     /// then reads the bit. So if netpoll found `rg` before a `prepare` of ours had reset it (the
-    /// hang-up's edge was erased by that reset), we see the bit here.
+    /// edge was erased by that reset), we see the bit here. If netpoll found the bit already set
+    /// and skipped its store, the event that set it first went through the same sequence, so
+    /// the argument holds for that one. A late event for a recycled descriptor (seq check
+    /// passed, see `ready_event`) can at worst set the bit on the new one: that only turns the
+    /// rule off for it.
     pub fn hung_up(&self) -> bool {
         std::sync::atomic::fence(Ordering::SeqCst);
         self.pd().info.load() & INFO_HUP != 0

@@ -56,8 +56,8 @@ pub(crate) const INFO_READ_EXPIRED: u32 = 1 << 1;
 pub(crate) const INFO_WRITE_EXPIRED: u32 = 1 << 2;
 /// `info` bit: epoll reported `EPOLLERR` alone (Go: `pollEventErr`).
 pub(crate) const INFO_EVENT_ERR: u32 = 1 << 3;
-/// `info` bit: epoll has reported a hang-up or an error (`EPOLLRDHUP`, `EPOLLERR`) on this
-/// descriptor. Sticky until the pollDesc is reused (tokio keeps its closed bits the same
+/// `info` bit: epoll has reported a hang-up, an error or urgent data (`EPOLLRDHUP`, `EPOLLERR`,
+/// `EPOLLPRI`) on this descriptor. Sticky until the pollDesc is reused (tokio keeps its closed bits the same
 /// way): after it, a read may end the stream with no further edge to wait for.
 pub(crate) const INFO_HUP: u32 = 1 << 4;
 
@@ -169,7 +169,7 @@ impl PollWord {
 }
 
 /// The `info` word: the flags a waiter must check after publishing `WAIT` (Go: `atomicInfo`).
-/// Written under the pollDesc's lock (close, deadlines) or by netpoll (`EVENT_ERR`), read
+/// Written under the pollDesc's lock (close, deadlines) or by netpoll (`EVENT_ERR`, `HUP`), read
 /// without a lock by the ops.
 #[derive(Debug, Default)]
 pub(crate) struct PollInfo(AtomicU32);
