@@ -33,7 +33,7 @@
 //! ticks up to 1 ms while any M is in a blocking call, and up to 5 ms otherwise (so that a hog
 //! is noticed within 10–15 ms). With every P idle and no blocking call, sysmon sleeps until a P
 //! is acquired or a blocking call starts (Go's `sysmonwait`), waking at least every second; woken
-//! by a P going busy it resumes at 1 ms (nothing there needs a finer tick), by a blocking call
+//! by a P going busy it resumes at 2 ms (a sleep a blocking call cuts short), by a blocking call
 //! at 20 µs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,8 +58,10 @@ const TICK_MIN_US: u64 = 20;
 const TICK_MAX_SYSCALL_US: u64 = 1_000;
 /// Longest tick otherwise.
 const TICK_MAX_US: u64 = 5_000;
-/// First tick after sysmon's idle sleep when no blocking call is in flight.
-const TICK_AFTER_IDLE_US: u64 = 1_000;
+/// First tick after sysmon's idle sleep when no blocking call is in flight. Above
+/// `TICK_MAX_SYSCALL_US`, so that it is a "long" sleep that a blocking call starting meanwhile
+/// cuts short (`LONG_SLEEP`): the hand-off must not wait for this tick.
+const TICK_AFTER_IDLE_US: u64 = 2_000;
 /// Quiet ticks before the tick starts doubling (Go: 50).
 const QUIET_TICKS: u32 = 50;
 
@@ -142,7 +144,9 @@ fn run(s: &'static Sched) -> ! {
             } else {
                 // Woken because a P went busy: only hogs and a stale netpoll are to watch,
                 // both on a 10 ms scale. Restarting at 20 µs here cost a server whose P idles
-                // between bursts ~900 sysmon wakeups a second (2 % of its core).
+                // between bursts ~900 sysmon wakeups a second (2 % of its core). A blocking call
+                // that starts during this tick wakes sysmon (it is a long sleep) and the tick
+                // drops back to 20 µs.
                 delay_us = delay_us.max(TICK_AFTER_IDLE_US);
                 quiet = QUIET_TICKS;
             }
