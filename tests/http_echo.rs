@@ -1876,6 +1876,15 @@ fn rejects_body_too_large_413() {
         413,
     );
     assert_eq!(r.status_line, "HTTP/1.1 413 Content Too Large");
+    // A chunk size near 2^64 after a first chunk: the limit check must not overflow (it once
+    // wrapped to 0 and the server read on without bound).
+    expect_rejected(
+        &server,
+        "chunk size 2^64 - 1 after a first chunk",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+          1\r\nA\r\nffffffffffffffff\r\nabc",
+        413,
+    );
     // One huge chunk announced.
     expect_rejected(
         &server,
@@ -1941,6 +1950,20 @@ fn rejects_bad_chunked_framing_400() {
         ("empty chunk size", "\r\nhello\r\n0\r\n\r\n"),
         ("no CRLF after chunk data", "5\r\nhelloXX0\r\n\r\n"),
         ("chunk longer than its size", "3\r\nhello\r\n0\r\n\r\n"),
+        // Lines a proxy could frame differently (request smuggling): a bare LF inside an
+        // extension, a bare LF ending the line, an extension with no size, a space after the
+        // size, a control byte in an extension.
+        (
+            "bare LF in a chunk extension",
+            "5;a\nb\r\nhello\r\n0\r\n\r\n",
+        ),
+        ("bare LF after the size", "5\nhello\r\n0\r\n\r\n"),
+        ("extension without a size", ";x\r\nhello\r\n0\r\n\r\n"),
+        ("space after the size", "5 \r\nhello\r\n0\r\n\r\n"),
+        (
+            "control byte in an extension",
+            "5;a\x01b\r\nhello\r\n0\r\n\r\n",
+        ),
     ]
     .into_iter()
     .map(|(what, body)| (what, format!("{h}{body}").into_bytes()))

@@ -114,6 +114,7 @@ cases! {
     peek_and_vectored_after_short_read: CASE_TIMEOUT;
     deadline_and_close_wake_short_read_wait: CASE_TIMEOUT;
     unix_stream_two_writers: CASE_TIMEOUT;
+    urgent_data_mark: CASE_TIMEOUT;
     random_streams_proptest: proptest_limit();
 }
 
@@ -1011,6 +1012,54 @@ fn deadline_and_close_wake_short_read_wait() {
 
 /// Write `msg` to `w` from another process (`sh`'s `printf`, its stdout a dup of the socket):
 /// with `SO_PASSCRED` on the reader, a Unix stream read never joins bytes of two processes.
+/// `send(fd, buf, MSG_OOB)`: TCP urgent data (the last byte is urgent and, without
+/// `SO_OOBINLINE`, taken out of the in-band stream).
+fn send_oob(s: &impl AsRawFd, buf: &[u8]) {
+    // SAFETY: `buf` is valid for `buf.len()` bytes during the call; the fd is open (borrowed
+    // from a live socket).
+    let n = unsafe { libc::send(s.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_OOB) };
+    assert_eq!(
+        n,
+        buf.len() as isize,
+        "send(MSG_OOB): {}",
+        io::Error::last_os_error()
+    );
+}
+
+/// A read stops short at an urgent-data mark with in-band data behind it, and no new edge comes
+/// for that data: weft registers `EPOLLPRI` and turns the short-read rule off for the
+/// connection. Data, urgent byte and more data are all queued (and their edges harvested) before
+/// the reads, the connection stays open (no FIN to wake anything): every in-band byte arrives.
+fn urgent_data_mark() {
+    weft::run(|| {
+        const CASE: &str = "urgent_data_mark";
+        for (i, &n) in [1usize, 100, 4096].iter().enumerate() {
+            step!("{CASE}: {n} B, an urgent byte, {n} B, connection kept open");
+            let (c, s) = pair();
+            let before = payload(700 + i as u64, n);
+            let after = payload(800 + i as u64, n);
+            wr(&c, &before).unwrap();
+            send_oob(&c, b"!");
+            wr(&c, &after).unwrap();
+            netpoll_barrier();
+            let mut want = before.clone();
+            want.extend_from_slice(&after);
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            while got.len() < want.len() {
+                step!("{CASE}: {n} B each side: read at offset {}", got.len());
+                let k = rd(&s, &mut buf).unwrap_or_else(|e| panic!("{CASE}: read: {e}"));
+                assert!(k > 0, "{CASE}: EOF at {} of {}", got.len(), want.len());
+                got.extend_from_slice(&buf[..k]);
+            }
+            if let Err(e) = check(&want, 0, &got) {
+                panic!("{CASE}: {n} B each side: {e}");
+            }
+            drop(c);
+        }
+    });
+}
+
 fn write_from_other_process(w: &UnixStream, msg: &str) {
     let fd = w.as_fd().try_clone_to_owned().expect("dup the writer's fd");
     let msg = msg.to_string();
