@@ -2,7 +2,7 @@
 //!
 //! Sources, strongest first: a [`Config::apply`] call made before the runtime starts, then the
 //! environment (`WEFT_MAXPROCS`, `WEFT_STACK_SIZE`, `WEFT_MAX_STACKS`, `WEFT_MAX_THREADS`,
-//! `WEFT_SCHEDTRACE`, `WEFT_SIGQUIT_DUMP`), then the defaults (one P per available CPU, 256 KiB
+//! `WEFT_SCHEDTRACE`, `WEFT_SIGQUIT_DUMP`, `WEFT_RANDOMIZE_SCHED`), then the defaults (one P per available CPU, 256 KiB
 //! stacks, a stack budget derived from `vm.max_map_count`, at most 10 000 Ms, no trace, SIGQUIT
 //! left alone). The runtime
 //! starts on first use (the first spawn, `run`, `max_procs`...); after that the settings are fixed.
@@ -24,6 +24,7 @@ pub(crate) struct Settings {
     pub(crate) max_threads: usize,
     pub(crate) schedtrace_ms: u64,
     pub(crate) sigquit_dump: bool,
+    pub(crate) randomize: bool,
 }
 
 /// Default cap on Ms (OS threads running Gs or blocked in `blocking`); Go aborts at 10 000.
@@ -43,6 +44,7 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
         max_threads: None,
         schedtrace_ms: None,
         sigquit_dump: None,
+        randomize: None,
     },
     started: false,
 });
@@ -62,6 +64,7 @@ pub struct Config {
     max_threads: Option<usize>,
     schedtrace_ms: Option<u64>,
     sigquit_dump: Option<bool>,
+    randomize: Option<bool>,
 }
 
 impl Config {
@@ -115,6 +118,16 @@ impl Config {
         self
     }
 
+    /// Shuffle scheduling decisions to shake out code that depends on one order (env
+    /// `WEFT_RANDOMIZE_SCHED=1`; Go: `randomizeScheduler`, on under `-race`): a readied or new G
+    /// skips `runnext` half the time and goes to the global queue one time in eight, and the
+    /// global queue is checked before the local one one time in eight. For tests; it costs
+    /// locality.
+    pub fn randomize_scheduler(mut self, on: bool) -> Config {
+        self.randomize = Some(on);
+        self
+    }
+
     /// Store these settings for the runtime to start with.
     ///
     /// # Errors
@@ -159,6 +172,7 @@ impl Config {
         c.max_threads = self.max_threads.or(c.max_threads);
         c.schedtrace_ms = self.schedtrace_ms.or(c.schedtrace_ms);
         c.sigquit_dump = self.sigquit_dump.or(c.sigquit_dump);
+        c.randomize = self.randomize.or(c.randomize);
         Ok(())
     }
 }
@@ -207,6 +221,9 @@ pub(crate) fn take_for_start() -> Settings {
     let sigquit_dump = c
         .sigquit_dump
         .unwrap_or_else(|| std::env::var("WEFT_SIGQUIT_DUMP").is_ok_and(|v| v.trim() == "1"));
+    let randomize = c
+        .randomize
+        .unwrap_or_else(|| std::env::var("WEFT_RANDOMIZE_SCHED").is_ok_and(|v| v.trim() == "1"));
     Settings {
         max_procs,
         stack_size,
@@ -214,5 +231,6 @@ pub(crate) fn take_for_start() -> Settings {
         max_threads,
         schedtrace_ms,
         sigquit_dump,
+        randomize,
     }
 }

@@ -404,7 +404,9 @@ pub fn runnext_runs_before_older_work() {
         (readied, spawned)
     });
     note(format_args!("run order {readied:?}, {spawned:?}"));
-    if weft::max_procs() == 1 {
+    // Under WEFT_RANDOMIZE_SCHED the order is shuffled on purpose; only 4 runs each are checked.
+    let randomized = std::env::var("WEFT_RANDOMIZE_SCHED").is_ok_and(|v| v.trim() == "1");
+    if weft::max_procs() == 1 && !randomized {
         assert_eq!(
             readied,
             ["C", "B1", "B2", "B3"],

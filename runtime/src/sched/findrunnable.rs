@@ -51,7 +51,9 @@ pub(crate) fn findrunnable(m: &'static M) -> Option<(GRef, bool)> {
 
         // Fairness: now and then the global queue goes first, or two Gs that keep readying each
         // other could keep it waiting forever.
-        if pp.schedtick() % GLOBAL_RUNQ_TICK == 0 && load(&s.runqsize) > 0 {
+        let global_first =
+            pp.schedtick() % GLOBAL_RUNQ_TICK == 0 || (s.randomize && super::random_one_in(8));
+        if global_first && load(&s.runqsize) > 0 {
             if let Some(gp) = globrunqget(pp, 1) {
                 return Some((gp, false));
             }

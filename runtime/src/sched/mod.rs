@@ -102,7 +102,7 @@ pub(crate) mod waiter;
 pub(crate) mod wake_word;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -120,6 +120,19 @@ pub(crate) const GLOBAL_RUNQ_TICK: u32 = 61;
 /// head runs first and a new tick starts, so two Gs that keep readying or respawning each other
 /// cannot starve the ring or the global queue.
 pub(crate) const RUNNEXT_INHERIT_MAX: u32 = 16;
+
+/// A coin for `Config::randomize_scheduler`: true with probability 1/`n`. A shared xorshift
+/// updated with relaxed loads and stores (races only repeat a number; this is not on any path
+/// unless the mode is on).
+pub(crate) fn random_one_in(n: u32) -> bool {
+    static STATE: AtomicU32 = AtomicU32::new(0x2545_F491);
+    let mut x = STATE.load(Ordering::Relaxed);
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    STATE.store(x, Ordering::Relaxed);
+    x % n == 0
+}
 
 /// The scheduler's global state (Go: `schedt`). One per process, created on first use.
 pub(crate) struct Sched {
@@ -144,6 +157,8 @@ pub(crate) struct Sched {
     pub(crate) schedtrace_ms: u64,
     /// Whether SIGQUIT prints a goroutine dump (`Config::dump_on_sigquit`).
     pub(crate) sigquit_dump: bool,
+    /// `Config::randomize_scheduler`: shuffle queueing decisions (tests).
+    pub(crate) randomize: bool,
     /// Usable bytes of a default stack (Gs with this size are recycled with their stacks).
     pub(crate) default_stack: usize,
     /// The lists below. Never held across a park; a leaf lock.
@@ -227,6 +242,7 @@ fn start() -> &'static Sched {
             lends: AtomicU64::new(0),
             schedtrace_ms: cfg.schedtrace_ms,
             sigquit_dump: cfg.sigquit_dump,
+            randomize: cfg.randomize,
             default_stack: cfg.stack_size,
             lock: Mutex::new(Locked {
                 runq: VecDeque::new(),

@@ -131,12 +131,22 @@ pub(crate) fn make_runnable(gp: GRef) -> bool {
 
 /// Queue `gp` on the current P (into `runnext` with `next`), or globally without a P; then make
 /// sure an M will run it (`wakep`).
-pub(crate) fn runqput_here(gp: GRef, next: bool) {
+pub(crate) fn runqput_here(gp: GRef, mut next: bool) {
+    let s = super::sched();
+    if s.randomize {
+        // Go's randomizeScheduler: no order a program could rely on.
+        next &= !super::random_one_in(2);
+        if super::random_one_in(8) {
+            globrunqput(gp);
+            wakep();
+            return;
+        }
+    }
     match context::current_p() {
         Some(pp) => {
             if let Some(batch) = pp.runq.put(gp.0, next) {
                 globrunqput_batch(batch);
-            } else if super::sched().procs() == 1 {
+            } else if s.procs() == 1 {
                 // We hold the only P: no P is idle, so wakep would find nothing to do. Skipping
                 // it saves its SeqCst fence on every wakeup of a single-P runtime.
                 return;
