@@ -831,9 +831,12 @@ fn check_forests() {
     });
     let stats: [AtomicUsize; 3] = Default::default();
     let result = runner.run(&(vec(tree(), 1..8), any::<bool>()), |(forest, service)| {
+        // No fds: the 1-P test's parent runs beside the 2-P one in this process.
+        let base = common::resources(false);
         for (sum, n) in stats.iter().zip(run_forest(&forest, service)?) {
             sum.fetch_add(n, SeqCst);
         }
+        common::assert_released(&base, "a spawn forest");
         Ok(())
     });
     if let Err(e) = result {

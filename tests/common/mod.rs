@@ -330,3 +330,89 @@ impl Gate {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
+
+/// What a finished program must have given back (issue 7's leak checks): its Gs, its sockets'
+/// pollDesc registrations, its fds (counted only where the process runs one test at a time), and
+/// its stacks beyond what the dead-G caches keep for reuse.
+#[derive(Debug, Clone, Copy)]
+pub struct Resources {
+    pub goroutines: usize,
+    pub registered: usize,
+    pub fds: Option<usize>,
+    /// Stacks of live Gs (mapped minus cached).
+    pub live_stacks: usize,
+    pub cached_stacks: usize,
+}
+
+/// Open fds of this process (`/proc/self/fd`).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .expect("read /proc/self/fd")
+}
+
+/// `fd -> target` for every open fd, for a leak report.
+pub fn fd_list() -> String {
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        for e in dir.flatten() {
+            let target = std::fs::read_link(e.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            out.push(format!("{} -> {target}", e.file_name().to_string_lossy()));
+        }
+    }
+    out.sort();
+    out.join(", ")
+}
+
+/// A snapshot of [`Resources`]; `count_fds` only in a process that runs nothing else meanwhile.
+pub fn resources(count_fds: bool) -> Resources {
+    let s = weft::runtime::stats();
+    Resources {
+        goroutines: s.goroutines,
+        registered: s.netpoll_registered,
+        fds: count_fds.then(open_fds),
+        live_stacks: s.mapped_stacks - s.cached_stacks,
+        cached_stacks: s.cached_stacks,
+    }
+}
+
+/// The most dead-G stacks the runtime keeps cached (`runtime/src/sched/newproc.rs`: 64 per P,
+/// regular and spare, plus at most 16 384 on the global free list).
+pub fn stack_cache_bound() -> usize {
+    2 * weft::max_procs() * 64 + 16_384
+}
+
+/// Assert that everything counted in `base` is back to its level after `what` finished. Waits
+/// up to 5 s for it (a G that `join` has returned from is released by its M a moment later, and
+/// a socket closed by a dropped value is deregistered by its last op); then panics naming what
+/// leaked, with both snapshots.
+pub fn assert_released(base: &Resources, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = resources(base.fds.is_some());
+        let back = now.goroutines <= base.goroutines
+            && now.registered <= base.registered
+            && now.fds.zip(base.fds).is_none_or(|(n, b)| n <= b)
+            && now.live_stacks <= base.live_stacks;
+        if back {
+            assert!(
+                now.cached_stacks <= stack_cache_bound(),
+                "{what}: {} stacks cached, over the bound of {}",
+                now.cached_stacks,
+                stack_cache_bound()
+            );
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!(
+                "{what} leaked: before {base:?}, 5 s after it finished {now:?} (goroutines, \
+                 netpoll registrations, fds and live stacks must come back); open fds: {}",
+                fd_list()
+            );
+        }
+        // Polling for the runtime's own asynchronous clean-up, bounded above.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
