@@ -46,6 +46,7 @@ macro_rules! sync_tests {
             mutex_gs_and_threads_mixed,
             mutex_try_lock_into_inner_get_mut,
             mutex_lock_in_destructor_while_unwinding,
+            mutex_holder_panics_with_waiters_queued,
             condvar_producer_consumer,
             condvar_wait_timeout_times_out,
             condvar_wait_timeout_notified,
@@ -927,6 +928,52 @@ pub fn once_lock_racing_initialisers() {
     assert!(vals.iter().all(|v| v == &vals[0]));
     assert_eq!(cell.set("late".into()), Err("late".into()));
     assert_eq!(cell.get(), Some(&vals[0]));
+}
+
+/// Fault injection (issue 7): a G panics while holding a `Mutex` with four waiters parked on it
+/// (Gs and a plain thread). No poisoning (docs/SYNC.md): the guard unlocks on unwind, every
+/// waiter gets the lock in turn and sees the state the panicking holder left, nothing hangs, and
+/// the panic comes back from `join`.
+pub fn mutex_holder_panics_with_waiters_queued() {
+    let m = Arc::new(Mutex::new(Vec::<u32>::new()));
+    let holding = Arc::new(AtomicBool::new(false));
+    let release = Arc::new(AtomicBool::new(false));
+    let holder = {
+        let (m, holding, release) = (m.clone(), holding.clone(), release.clone());
+        go!(move || {
+            let mut g = m.lock();
+            g.push(0); // a half-done update the next holders will see
+            holding.store(true, SeqCst);
+            assert!(wait_until(ROUNDS, || release.load(SeqCst)));
+            std::panic::panic_any(format!("{EXPECTED_PANIC}: holder of a weft Mutex"));
+        })
+    };
+    assert!(wait_until(ROUNDS, || holding.load(SeqCst)));
+    let waiters: Vec<_> = (1..=4u32)
+        .map(|i| {
+            let m = m.clone();
+            Worker::spawn(i == 3, move || {
+                m.lock().push(i);
+            })
+        })
+        .collect();
+    // Let the waiters queue behind the holder, then make it panic.
+    weft::yield_now();
+    release.store(true, SeqCst);
+    assert!(
+        holder.join().is_err(),
+        "the holder's panic must come back from join"
+    );
+    join_all(waiters);
+    let mut seen = m.lock().clone();
+    assert_eq!(
+        seen.remove(0),
+        0,
+        "the panicking holder's update is visible (no rollback)"
+    );
+    seen.sort_unstable();
+    assert_eq!(seen, [1, 2, 3, 4], "every waiter got the lock once");
+    assert!(m.try_lock().is_some(), "the mutex is free afterwards");
 }
 
 /// No poisoning: an initialiser that panics leaves the cell empty, and the next caller (parked
