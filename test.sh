@@ -11,5 +11,6 @@ cargo test --workspace --release
 # code that only works in one order fails here. docs/TESTING.md lists what each suite proves.
 WEFT_RANDOMIZE_SCHED=1 cargo test --release -p weft \
     --test chan_np --test sync_np --test rt_np --test timers_np --test stress_spawn \
-    --test sysmon_np --test net_tcp_np --test net_short_read --test net_udp_unix
+    --test sysmon_np --test net_tcp_np --test net_short_read --test net_udp_unix \
+    --test stress_deadlines
 .ci/loom
