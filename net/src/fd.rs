@@ -43,6 +43,23 @@ use weft_runtime::sync::Sema;
 
 use crate::fd_mutex::FdMutex;
 
+/// Test hook: with `WEFT_TEST_EAGAIN_DELAY_US=n` in the environment (read once), the thread
+/// sleeps `n` µs between a syscall's `EAGAIN` and the wait, so that an edge lands in that window
+/// far more often than it would by chance (tests/stress_eagain.rs: the readiness recorded there
+/// must not be lost). Costs one load on the `EAGAIN` path when unset.
+fn eagain_test_delay() {
+    static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+    let d = DELAY.get_or_init(|| {
+        std::env::var("WEFT_TEST_EAGAIN_DELAY_US")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(Duration::from_micros)
+    });
+    if let Some(d) = *d {
+        std::thread::sleep(d);
+    }
+}
+
 /// Per-direction timing settings (under a small lock; read only when `timed` is set).
 #[derive(Debug, Default, Clone, Copy)]
 struct Timing {
@@ -198,7 +215,10 @@ impl<S: AsRawFd> Fd<S> {
                     }
                     return Ok(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.pd.wait(dir)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    eagain_test_delay();
+                    self.pd.wait(dir)?
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -220,7 +240,10 @@ impl<S: AsRawFd> Fd<S> {
         self.pd.prepare(dir)?;
         loop {
             match f(&self.sock) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.pd.wait(dir)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    eagain_test_delay();
+                    self.pd.wait(dir)?
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => return r,
             }
