@@ -188,13 +188,13 @@ impl<S: AsRawFd> Fd<S> {
     /// two exceptions. The short read may have consumed a FIN (or stopped before a reset) whose
     /// edge came earlier: then the next read must see EOF or the error with no edge to come, so
     /// the rule is off once epoll has reported a hang-up (`PollDesc::hung_up`, sticky). And an
-    /// urgent-data mark (`MSG_OOB`) stops a read with data behind it, which then waits for the
-    /// peer's next segment or the read's deadline.
+    /// urgent-data mark (`MSG_OOB`) stops a read with data behind it: urgent data arrives with
+    /// `EPOLLPRI`, which sets the same sticky bit.
     pub(crate) fn read_stream(
         &self,
         len: usize,
         short_read_drains: bool,
-        mut f: impl FnMut(&S) -> io::Result<usize>,
+        f: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let dir = Direction::Read;
         let _g = self.lock(dir)?;
@@ -206,30 +206,18 @@ impl<S: AsRawFd> Fd<S> {
                 self.pd.wait(dir)?;
             }
         }
-        self.pd.prepare(dir)?;
-        loop {
-            match f(&self.sock) {
-                Ok(n) => {
-                    if short_read_drains && n > 0 && n < len {
-                        self.drained.store(true, Ordering::Relaxed);
-                    }
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    eagain_test_delay();
-                    self.pd.wait(dir)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let n = self.retry(dir, f)?;
+        if short_read_drains && n > 0 && n < len {
+            self.drained.store(true, Ordering::Relaxed);
         }
+        Ok(n)
     }
 
     /// The retry loop, for a caller that already holds the direction lock (`write_all`).
     pub(crate) fn op_locked<R>(
         &self,
         dir: Direction,
-        mut f: impl FnMut(&S) -> io::Result<R>,
+        f: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
         self.arm_timeout(dir);
         if dir == Direction::Read {
@@ -237,6 +225,12 @@ impl<S: AsRawFd> Fd<S> {
             // new edge: the next `read_stream` must try its syscall.
             self.drained.store(false, Ordering::Relaxed);
         }
+        self.retry(dir, f)
+    }
+
+    /// Steps 2–3 of the module doc: `prepare`, then the syscall until it stops saying
+    /// `WouldBlock` (waiting in between) or `Interrupted`.
+    fn retry<R>(&self, dir: Direction, mut f: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
         self.pd.prepare(dir)?;
         loop {
             match f(&self.sock) {
