@@ -259,27 +259,6 @@ fn rv(s: &TcpStream, sizes: &[usize]) -> io::Result<Vec<u8>> {
     Ok(bufs.concat()[..n].to_vec())
 }
 
-/// `SO_LINGER {on, 0}`: closing the socket sends RST instead of FIN. (`socket2` is not a
-/// dependency of the `weft` package's tests, so libc.)
-fn set_linger_zero(s: &impl AsRawFd) {
-    let lg = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a valid `linger` on our stack;
-    // the fd is open for the duration of the call (borrowed from `s`).
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&lg as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
-}
-
 /// `SO_PASSCRED`: the socket receives its writers' credentials, so a Unix stream read stops
 /// where the writer (process) changes.
 fn set_passcred(s: &impl AsRawFd) {
@@ -634,7 +613,7 @@ fn reset_queued_before_first_read() {
                 let mut r = Reader::new(&s, CASE);
                 r.want = payload(400 + i as u64, n);
                 wr(&c, &r.want).unwrap();
-                set_linger_zero(&c);
+                common::set_linger_zero(&c);
                 drop(c);
                 r.barrier();
                 let mut buf = vec![0u8; buf_len];
@@ -664,7 +643,7 @@ fn reset_queued_before_first_read() {
             r.read(4096);
             r.want = data;
             wr(&c, &r.want[10..]).unwrap();
-            set_linger_zero(&c);
+            common::set_linger_zero(&c);
             drop(c);
             r.barrier();
             let got = read_until_reset(&mut r, n + 1);
@@ -1287,7 +1266,7 @@ fn write_plan(c: TcpStream, data: &[u8], plan: &ConnPlan) -> Result<(), String> 
         }
         End::Close => c.close().map_err(|e| format!("close: {e}")),
         End::Reset => {
-            set_linger_zero(&c);
+            common::set_linger_zero(&c);
             drop(c);
             Ok(())
         }

@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use weft::net::{TcpListener, TcpStream};
 
-use common::{run_child, scenario, watchdog, TEST_TIMEOUT};
+use common::{watchdog, TEST_TIMEOUT};
 
 #[derive(Debug, Clone)]
 struct Plan {
@@ -168,15 +168,5 @@ fn deadlines_race_readiness_np() {
 fn deadlines_race_readiness_1p() {
     const TEST: &str = "deadlines_race_readiness_1p";
     let _dog = watchdog(TEST, TEST_TIMEOUT);
-    if scenario().is_some() {
-        common::init(1);
-        check_programs();
-        println!("1-P deadline programs done");
-        return;
-    }
-    let out = run_child(TEST, "1p", &[]);
-    assert!(
-        out.status.success() && out.stdout.contains("1-P deadline programs done"),
-        "{out}"
-    );
+    common::on_one_p_in_child(TEST, check_programs);
 }

@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
+use std::io::{ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use proptest::collection::vec;
@@ -17,7 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use weft::net::{TcpListener, TcpStream};
 
-use common::{run_child, scenario, watchdog, TEST_TIMEOUT};
+use common::{watchdog, TEST_TIMEOUT};
 
 #[derive(Debug, Clone)]
 struct Plan {
@@ -38,25 +37,6 @@ fn plans() -> impl Strategy<Value = Vec<Plan>> {
         ),
         1..6,
     )
-}
-
-fn set_linger_zero(s: &impl AsRawFd) {
-    let lg = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a valid `linger` on our stack;
-    // the fd is open for the duration of the call (borrowed from `s`).
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&lg as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
 }
 
 /// Run one program; returns (writers that saw the reset, bytes read before resets).
@@ -110,7 +90,7 @@ fn run(plans: &[Plan]) -> Result<(u64, u64), String> {
                         Err(e) => return Err(format!("conn {k}: reader: {e}")),
                     }
                 }
-                set_linger_zero(&r);
+                common::set_linger_zero(&r);
                 drop(r); // reset
                 Ok(cut as u64)
             });
@@ -166,15 +146,5 @@ fn resets_mid_write_np() {
 fn resets_mid_write_1p() {
     const TEST: &str = "resets_mid_write_1p";
     let _dog = watchdog(TEST, TEST_TIMEOUT);
-    if scenario().is_some() {
-        common::init(1);
-        check_programs();
-        println!("1-P reset programs done");
-        return;
-    }
-    let out = run_child(TEST, "1p", &[]);
-    assert!(
-        out.status.success() && out.stdout.contains("1-P reset programs done"),
-        "{out}"
-    );
+    common::on_one_p_in_child(TEST, check_programs);
 }

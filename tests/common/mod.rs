@@ -416,3 +416,38 @@ pub fn assert_released(base: &Resources, what: &str) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// `SO_LINGER {on, 0}`: closing the socket sends RST instead of FIN.
+pub fn set_linger_zero(s: &impl std::os::fd::AsRawFd) {
+    let lg = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a valid `linger` on our stack;
+    // the fd is open for the duration of the call (borrowed from `s`).
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&lg as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
+
+/// Run `body` on one P in a child process (settings are process-wide): in the parent, re-run
+/// test `test` of this binary as a child and fail with its output unless it finished; in the
+/// child, `init(1)` and run `body`. For files whose in-process tests run on 2 Ps.
+pub fn on_one_p_in_child(test: &str, body: fn()) {
+    let done = format!("{test}: done on 1 P");
+    if scenario().is_some() {
+        init(1);
+        body();
+        println!("{done}");
+        return;
+    }
+    let out = run_child(test, "1p", &[]);
+    assert!(out.status.success() && out.stdout.contains(&done), "{out}");
+}

@@ -265,25 +265,7 @@ pub fn fill_send_buffer(s: &TcpStream) -> usize {
     total
 }
 
-/// `SO_LINGER {on, 0}`: closing the socket sends RST instead of FIN.
-pub fn set_linger_zero(s: &impl AsRawFd) {
-    let lg = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a valid `linger` on our stack;
-    // the fd is open for the duration of the call (borrowed from `s`).
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&lg as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
-}
+pub use crate::common::set_linger_zero;
 
 /// Raise `RLIMIT_NOFILE` towards `want`: both limits if the process may (CAP_SYS_RESOURCE, e.g.
 /// root), else the soft limit to the hard one. Returns the soft limit now in force.
