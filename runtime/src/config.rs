@@ -4,7 +4,8 @@
 //! environment (`WEFT_MAXPROCS`, `WEFT_STACK_SIZE`, `WEFT_MAX_STACKS`, `WEFT_MAX_THREADS`,
 //! `WEFT_SCHEDTRACE`, `WEFT_SIGQUIT_DUMP`, `WEFT_RANDOMIZE_SCHED`), then the defaults (one P per
 //! available CPU, 256 KiB stacks, a stack budget derived from `vm.max_map_count`, at most 10 000
-//! Ms, no trace, SIGQUIT left alone, the scheduler's own order). The runtime starts on first use (the first spawn, `run`, `max_procs`...); after that the settings are fixed.
+//! Ms, no trace, SIGQUIT left alone, the scheduler's own order). The runtime starts on first use
+//! (the first spawn, `run`, `max_procs`...); after that the settings are fixed.
 
 use std::io;
 use std::sync::Mutex;

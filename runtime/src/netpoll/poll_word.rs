@@ -57,8 +57,8 @@ pub(crate) const INFO_WRITE_EXPIRED: u32 = 1 << 2;
 /// `info` bit: epoll reported `EPOLLERR` alone (Go: `pollEventErr`).
 pub(crate) const INFO_EVENT_ERR: u32 = 1 << 3;
 /// `info` bit: epoll has reported a hang-up, an error or urgent data (`EPOLLRDHUP`, `EPOLLERR`,
-/// `EPOLLPRI`) on this descriptor. Sticky until the pollDesc is reused (tokio keeps its closed bits the same
-/// way): after it, a read may end the stream with no further edge to wait for.
+/// `EPOLLPRI`) on this descriptor. Sticky until the pollDesc is reused (tokio keeps its closed
+/// bits the same way): after it, a read may end the stream with no further edge to wait for.
 pub(crate) const INFO_HUP: u32 = 1 << 4;
 
 /// Why a wait on a pollDesc ends without readiness (Go: `pollErrClosing`, `pollErrTimeout`).
