@@ -29,8 +29,13 @@ use std::ptr::{self, NonNull};
 
 use crate::loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-/// Slots in a P's local run queue (Go: `len(p.runq)`).
+/// Slots in a P's local run queue (Go: `len(p.runq)`). The loom models use a 4-slot ring, so
+/// that a model can fill it and overflow in a handful of steps.
+#[cfg(not(loom))]
 pub const RUNQ_CAP: usize = 256;
+/// Slots in a P's local run queue: the loom models' small ring.
+#[cfg(loom)]
+pub const RUNQ_CAP: usize = 4;
 
 /// Half the ring: the batch a thief steals and the batch an overflowing owner moves to the
 /// global queue.

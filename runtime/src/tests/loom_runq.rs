@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::runq::RunQueue;
+use crate::runq::{RunQueue, RUNQ_CAP};
 
 fn item(v: usize) -> NonNull<usize> {
     NonNull::from(Box::leak(Box::new(v)))
@@ -73,5 +73,49 @@ fn two_thieves() {
         }
         got.sort_unstable();
         assert_eq!(got, vec![0, 1, 2]);
+    });
+}
+
+/// The ring (4 slots under loom) overflows while a thief steals: the owner's fifth put either
+/// finds room (the thief took some) or moves half the ring plus the new item out as one batch
+/// (Go's `runqputslow`); its CAS on `head` races the thief's. Nothing is lost or taken twice.
+#[test]
+fn overflow_vs_steal() {
+    loom::model(|| {
+        let q = Arc::new(RunQueue::<usize>::new());
+        for v in 0..RUNQ_CAP {
+            assert!(q.put(item(v), false).is_none());
+        }
+        let thief = spawn_thief(q.clone());
+        let mut got = Vec::new();
+        if let Some(batch) = q.put(item(RUNQ_CAP), false) {
+            got.extend(batch.iter().map(take));
+        }
+        got.extend(thief.join().unwrap());
+        got.extend(drain(&q));
+        got.sort_unstable();
+        assert_eq!(got, (0..=RUNQ_CAP).collect::<Vec<_>>());
+    });
+}
+
+/// Overflow through `runnext`: a put into `runnext` kicks the old item into a full ring, which
+/// overflows while a thief steals (runnext included).
+#[test]
+fn runnext_kick_overflows_vs_steal() {
+    loom::model(|| {
+        let q = Arc::new(RunQueue::<usize>::new());
+        for v in 0..RUNQ_CAP {
+            assert!(q.put(item(v), false).is_none());
+        }
+        assert!(q.put(item(RUNQ_CAP), true).is_none());
+        let thief = spawn_thief(q.clone());
+        let mut got = Vec::new();
+        if let Some(batch) = q.put(item(RUNQ_CAP + 1), true) {
+            got.extend(batch.iter().map(take));
+        }
+        got.extend(thief.join().unwrap());
+        got.extend(drain(&q));
+        got.sort_unstable();
+        assert_eq!(got, (0..=RUNQ_CAP + 1).collect::<Vec<_>>());
     });
 }
