@@ -634,3 +634,52 @@ pub(crate) fn ready_event(
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netpoll::poll_word::{NIL, READY};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    /// An event harvested for a descriptor that has been closed since, its slot reused by a new
+    /// socket, is dropped by the `seq` check: the new socket is not made ready, nor marked hung
+    /// up or in error. No socket-level test can see this check (weft deletes the epoll
+    /// registration before closing, docs/NETPOLL.md §2), so it is tested here, on `ready_event`
+    /// itself; removing the check fails this test.
+    #[test]
+    fn stale_event_for_a_reused_slot_is_dropped() {
+        let (a, _a_peer) = UnixStream::pair().expect("socketpair");
+        let (b, _b_peer) = UnixStream::pair().expect("socketpair");
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        // SAFETY: `a` stays open (and names the same socket) until `old` is dropped below.
+        let old = unsafe { PollDesc::open(a.as_raw_fd()) }.expect("register a");
+        let idx = old.idx;
+        let stale = tag(idx, old.pd().seq.load(Ordering::Acquire));
+        drop(old);
+        // SAFETY: `b` outlives `new` (declared earlier, dropped later).
+        let new = unsafe { PollDesc::open(b.as_raw_fd()) }.expect("register b");
+        assert_eq!(new.idx, idx, "the slab hands the freed slot out again");
+        let pd = new.pd();
+
+        let mut out = Vec::new();
+        assert_eq!(ready_event(stale, true, true, true, true, &mut out), 0);
+        assert_eq!(
+            (pd.rg.load(), pd.wg.load()),
+            (NIL, NIL),
+            "a stale event made the new fd ready"
+        );
+        assert!(
+            !new.hung_up() && !new.event_error(),
+            "a stale event marked the new fd"
+        );
+
+        // The same event with the slot's current tag does reach it.
+        let fresh = tag(idx, pd.seq.load(Ordering::Acquire));
+        ready_event(fresh, true, false, false, true, &mut out);
+        assert_eq!(pd.rg.load(), READY);
+        assert!(new.hung_up());
+        assert!(out.is_empty(), "nobody was waiting");
+    }
+}
