@@ -310,19 +310,21 @@ impl<T> RunQueue<T> {
                             }
                         }
                     }
-                    if !next.is_null()
-                        && self
-                            .runnext
-                            .compare_exchange(
-                                next,
-                                ptr::null_mut(),
-                                Ordering::AcqRel,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
-                    {
-                        dst.slot(dt).store(next, Ordering::Relaxed);
-                        return 1;
+                    if !next.is_null() {
+                        // Keep the pointer the CAS swapped out, not `next`: between our load and
+                        // the CAS the item may have been run and freed and a new one put here at
+                        // the same address (ABA). The CAS then succeeds, and only its result
+                        // carries the new item's provenance (Miri reports a use-after-free with
+                        // `next`).
+                        if let Ok(taken) = self.runnext.compare_exchange(
+                            next,
+                            ptr::null_mut(),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        ) {
+                            dst.slot(dt).store(taken, Ordering::Relaxed);
+                            return 1;
+                        }
                     }
                 }
                 return 0;
@@ -400,7 +402,9 @@ mod tests {
 
     #[test]
     fn fill_then_steal_takes_half() {
-        for n in 0..=RUNQ_CAP {
+        // Every fill level; under Miri (which interprets each step) a spread of them.
+        let step = if cfg!(miri) { 17 } else { 1 };
+        for n in (0..=RUNQ_CAP).step_by(step).chain([RUNQ_CAP - 1, RUNQ_CAP]) {
             let victim = RunQueue::new();
             let thief = RunQueue::new();
             for v in 0..n {
@@ -455,7 +459,8 @@ mod tests {
     fn concurrent_steal_loses_and_duplicates_nothing() {
         use std::sync::atomic::{AtomicBool, Ordering as O};
         use std::sync::Arc;
-        const N: usize = 200_000;
+        // Miri interprets every instruction: a smaller run still crosses many overflows.
+        const N: usize = if cfg!(miri) { 3_000 } else { 200_000 };
         let q = Arc::new(RunQueue::<usize>::new());
         let done = Arc::new(AtomicBool::new(false));
         let thieves: Vec<_> = (0..2)
@@ -518,6 +523,13 @@ mod tests {
         }
 
         proptest! {
+            // Under Miri a handful of cases (each is up to 800 interpreted operations).
+            #![proptest_config(if cfg!(miri) {
+                // (and no failure file: Miri isolates the test from the file system)
+                ProptestConfig { cases: 4, failure_persistence: None, ..ProptestConfig::default() }
+            } else {
+                ProptestConfig::default()
+            })]
             /// Single-threaded: the queue behaves like a VecDeque ring plus an Option runnext,
             /// with overflow and steal moving exactly the items Go's algorithm moves.
             #[test]

@@ -207,3 +207,104 @@ pub(crate) fn earliest() -> u64 {
 pub(crate) fn run_all(now: u64) -> usize {
     sched().ps.iter().map(|p| p.timers.run(now)).sum()
 }
+
+/// The heap on its own (no scheduler): firing order, batching, `next`, compaction. Pure data
+/// structure code, so these also run under Miri (`docs/TESTING.md`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// What fired or was discarded on this test's thread: (arg, gen, now).
+        static FIRED: RefCell<Vec<(usize, u64, u64)>> = const { RefCell::new(Vec::new()) };
+        static DISCARDED: RefCell<Vec<(usize, u64)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn record(arg: usize, gen: u64, now: u64) {
+        FIRED.with(|f| f.borrow_mut().push((arg, gen, now)));
+    }
+
+    fn forget(arg: usize, gen: u64) {
+        DISCARDED.with(|d| d.borrow_mut().push((arg, gen)));
+    }
+
+    /// Entries with an odd generation are stale.
+    fn even_gen(_: usize, gen: u64) -> bool {
+        gen % 2 == 0
+    }
+
+    static KIND: TimerKind = TimerKind {
+        name: "test",
+        fire: record,
+        live: even_gen,
+        discard: Some(forget),
+    };
+
+    fn fired() -> Vec<(usize, u64, u64)> {
+        FIRED.with(|f| std::mem::take(&mut *f.borrow_mut()))
+    }
+
+    #[test]
+    fn fires_in_expiry_order_and_tracks_next() {
+        let t = Timers::new();
+        assert_eq!(t.next(), NONE);
+        assert!(t.add(30, 3, 0, &KIND), "first timer is the earliest");
+        assert!(
+            t.add(10, 1, 0, &KIND),
+            "an earlier one becomes the earliest"
+        );
+        assert!(!t.add(20, 2, 0, &KIND), "a later one does not");
+        assert_eq!(t.next(), 10);
+        assert_eq!(t.run(5), 0, "nothing is due yet");
+        assert!(fired().is_empty());
+        assert_eq!(t.run(20), 2);
+        assert_eq!(fired(), vec![(1, 0, 20), (2, 0, 20)]);
+        assert_eq!(t.next(), 30);
+        assert_eq!(t.run(u64::MAX - 1), 1);
+        assert_eq!(fired(), vec![(3, 0, u64::MAX - 1)]);
+        assert_eq!(t.next(), NONE);
+    }
+
+    #[test]
+    fn fires_more_than_one_batch() {
+        let t = Timers::new();
+        let n = 3 * FIRE_BATCH + 5;
+        for i in (0..n).rev() {
+            t.add(100 + i as u64, i, 0, &KIND);
+        }
+        assert_eq!(t.run(100 + n as u64), n);
+        let args: Vec<usize> = fired().into_iter().map(|(a, _, _)| a).collect();
+        assert_eq!(
+            args,
+            (0..n).collect::<Vec<_>>(),
+            "every timer once, earliest first"
+        );
+        assert_eq!(t.next(), NONE);
+    }
+
+    #[test]
+    fn compaction_drops_stale_entries_and_keeps_live_ones() {
+        let t = Timers::new();
+        // COMPACT_MIN entries, every other one stale; the next add compacts.
+        for i in 0..COMPACT_MIN {
+            t.add(1_000 + i as u64, i, (i % 2) as u64, &KIND);
+        }
+        DISCARDED.with(|d| d.borrow_mut().clear());
+        t.add(5, usize::MAX, 0, &KIND);
+        let discarded = DISCARDED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+        assert_eq!(
+            discarded.len(),
+            COMPACT_MIN / 2,
+            "each stale entry discarded once"
+        );
+        assert!(discarded.iter().all(|&(_, gen)| gen == 1));
+        assert_eq!(t.next(), 5);
+        assert_eq!(t.run(u64::MAX - 1), COMPACT_MIN / 2 + 1);
+        let fired = fired();
+        assert_eq!(fired[0].0, usize::MAX);
+        assert!(fired[1..].iter().all(|&(a, g, _)| a % 2 == 0 && g == 0));
+        // The threshold doubled from what stayed (at least COMPACT_MIN): no compaction loop.
+        assert!(t.lock().compact_at >= COMPACT_MIN);
+    }
+}
