@@ -247,6 +247,82 @@ fn cpu_hog_gets_a_spare_p() {
     });
 }
 
+/// The spare P lent for a hog serves the hog's queue and timers first, even while a G on the
+/// spare yields in a loop. On the only P: a hog spins until two flags are set; a yielder spins
+/// (`yield_now`) until then too; one flag is set by a G queued behind the hog, the other by a G
+/// whose 1 ms sleep is a timer in the hog's P's heap. The spare steals the yielder first; if it
+/// only looked at the hog's queue and timers when its own queue was empty, it would never get to
+/// them (a regression found by tests/stress_programs). Bounded: the spinners give up after 5 s,
+/// and the test fails naming the flag that was never set.
+#[test]
+fn spare_p_serves_the_hogs_queue_past_a_yielding_g() {
+    run_test(
+        1,
+        Mode::Exclusive,
+        "spare_p_serves_the_hogs_queue_past_a_yielding_g",
+        || {
+            let before = stats();
+            let (queued, timed) = weft::run(|| {
+                let queued = Arc::new(AtomicBool::new(false));
+                let timed = Arc::new(AtomicBool::new(false));
+                let both = {
+                    let (q, t) = (queued.clone(), timed.clone());
+                    move || q.load(SeqCst) && t.load(SeqCst)
+                };
+                let limit = Duration::from_secs(5);
+                // The hog returns what it saw when it stopped: both flags set, or its time limit.
+                let hog = {
+                    let (both, q, t) = (both.clone(), queued.clone(), timed.clone());
+                    weft::spawn(move || {
+                        let t0 = Instant::now();
+                        while !both() && t0.elapsed() < limit {
+                            std::hint::spin_loop();
+                        }
+                        (q.load(SeqCst), t.load(SeqCst))
+                    })
+                };
+                let yielder = {
+                    let both = both.clone();
+                    weft::spawn(move || {
+                        let t0 = Instant::now();
+                        while !both() && t0.elapsed() < limit {
+                            weft::yield_now();
+                        }
+                    })
+                };
+                let setter = {
+                    let q = queued.clone();
+                    weft::spawn(move || q.store(true, SeqCst))
+                };
+                // Spawned last, so it runs first (runnext): its timer lands in the hog's P's heap.
+                let sleeper = {
+                    let t = timed.clone();
+                    weft::spawn(move || {
+                        weft::sleep(Duration::from_millis(1));
+                        t.store(true, SeqCst);
+                    })
+                };
+                let seen = hog.join().expect("hog");
+                for h in [yielder, setter, sleeper] {
+                    h.join().expect("G");
+                }
+                seen
+            });
+            let after = stats();
+            assert!(
+                queued,
+                "the G queued behind the hog did not run during its 5 s spin (the spare kept to \
+                 its own queue)"
+            );
+            assert!(
+                timed,
+                "the sleeper's timer on the hog's P did not fire during its 5 s spin"
+            );
+            assert!(after.spares_lent > before.spares_lent, "no spare P lent");
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // (c) blocking's semantics
 // ---------------------------------------------------------------------------------------------

@@ -49,6 +49,11 @@ pub(crate) fn findrunnable(m: &'static M) -> Option<(GRef, bool)> {
             pp.timers.run(nanotime());
         }
 
+        // A spare lent for a hog serves the hog's P first.
+        if let Some(gp) = serve_hog(pp) {
+            return Some((gp, false));
+        }
+
         // Fairness: now and then the global queue goes first, or two Gs that keep readying each
         // other could keep it waiting forever.
         let global_first =
@@ -279,6 +284,33 @@ fn steal_work(m: &M, pp: &P) -> Option<GRef> {
         }
     }
     None
+}
+
+/// On a spare P lent for a hog (`sysmon.rs`): fire the hog's P's expired timers (the Gs they
+/// ready come to this P) and steal from its queue, before anything else. Nothing else runs them
+/// while the hog holds its P, and a spare that looked at them only when its own queue was empty
+/// would never get to them if a G on it yields in a loop: found by `tests/stress_programs`, a
+/// 1-P program in which one G spun on zero-timeout sends (the hog) and the G on the spare spun
+/// on `try_send`, while the receivers both needed sat in the hog's queue and sleepers in its
+/// timer heap — for good.
+fn serve_hog(pp: &P) -> Option<GRef> {
+    let s = sched();
+    let hog = pp.lent_for.load(Ordering::Relaxed);
+    if hog == super::m::NO_P || !s.is_spare(pp.id) {
+        return None;
+    }
+    let hp = &s.ps[hog];
+    if hp.status.load() != P_RUNNING {
+        return None; // the hog switched out: `schedule` gives the spare back
+    }
+    if hp.timers.next() != timers::NONE {
+        hp.timers.run(nanotime());
+    }
+    let gp = hp
+        .runq
+        .steal_into(&pp.runq, true, |slot, seen| runnext_stuck(hp, slot, seen))?;
+    pp.nsteal.fetch_add(1, Ordering::Relaxed);
+    Some(GRef(gp))
 }
 
 /// Give a running P a moment to run the G it just put in `runnext`; take it only if the P has
