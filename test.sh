@@ -12,5 +12,5 @@ cargo test --workspace --release
 WEFT_RANDOMIZE_SCHED=1 cargo test --release -p weft \
     --test chan_np --test sync_np --test rt_np --test timers_np --test stress_spawn \
     --test sysmon_np --test net_tcp_np --test net_short_read --test net_udp_unix \
-    --test stress_deadlines --test stress_resets
+    --test stress_deadlines --test stress_resets --test stress_programs
 .ci/loom
