@@ -24,6 +24,7 @@ use super::inject::injectglist;
 use super::m::M;
 use super::p::{P, P_RUNNING};
 use super::park::make_runnable;
+use super::runq::{RUNQ_CAP, RUNQ_HALF};
 use super::{g::G, load, sched, GLOBAL_RUNQ_TICK, RUNNEXT_INHERIT_MAX};
 use crate::netpoll;
 use crate::time::{nanotime, timers};
@@ -305,6 +306,11 @@ fn serve_hog(pp: &P) -> Option<GRef> {
     }
     if hp.timers.next() != timers::NONE {
         hp.timers.run(nanotime());
+    }
+    // A steal moves up to half the victim's ring into ours, and must not overrun it (Go only
+    // steals into an empty queue; this one may hold the yielder).
+    if pp.runq.len() > RUNQ_CAP - RUNQ_HALF {
+        return None;
     }
     let gp = hp
         .runq

@@ -266,6 +266,13 @@ impl<T> RunQueue<T> {
         may_take_runnext: impl FnOnce(&AtomicPtr<T>, *mut T) -> bool,
     ) -> Option<NonNull<T>> {
         let dt = dst.tail.load(Ordering::Relaxed); // the caller owns dst
+                                                   // The batch (at most half a ring) is written into dst's free slots before it is claimed:
+                                                   // dst must have room for the largest one, or queued items would be overwritten. Go only
+                                                   // steals into an empty queue; weft's spare P may steal while it holds a few Gs.
+        assert!(
+            dt.wrapping_sub(dst.head.load(Ordering::Acquire)) as usize <= RUNQ_CAP - RUNQ_HALF,
+            "runqsteal: the thief's queue has no room for a batch"
+        );
         let n = self.grab_into(dst, dt, steal_runnext, may_take_runnext);
         if n == 0 {
             return None;
@@ -273,11 +280,6 @@ impl<T> RunQueue<T> {
         let n = n - 1;
         let item = dst.slot(dt.wrapping_add(n)).load(Ordering::Relaxed);
         if n > 0 {
-            let dh = dst.head.load(Ordering::Acquire);
-            debug_assert!(
-                (dt.wrapping_sub(dh) as usize) + n as usize <= RUNQ_CAP,
-                "runqsteal: destination overflows"
-            );
             dst.tail.store(dt.wrapping_add(n), Ordering::Release);
         }
         NonNull::new(item)
