@@ -46,7 +46,6 @@ use std::time::{Duration, Instant};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use weft::go;
 use weft::net::{is_closed, TcpListener, TcpStream, UnixStream};
 use weft::runtime::{goroutines, GState, WaitReason};
@@ -1368,37 +1367,21 @@ fn run_plans(plans: &[ConnPlan]) -> Result<u64, String> {
 /// Nothing hangs (the watchdog). `PROPTEST_CASES` cases (default 16) per P count.
 fn random_streams_proptest() {
     let cases = common::proptest_cases(PROPTEST_DEFAULT_CASES);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_time: 20_000,
-        ..Config::default()
-    });
     let stats = Mutex::new((0usize, 0u64));
     let t = Instant::now();
     let n = AtomicUsize::new(0);
-    // The runtime's own fds are made on first use: the netpoller's epoll and wake-up eventfd,
-    // and the dead placeholder socket `close` points closed fd numbers at (net/src/fd.rs). Make
-    // them before the first baseline, so that only the cases' fds are counted.
-    weft::run(|| {
-        let l = weft::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.close().expect("close");
-    });
-    let result = runner.run(&conn_plans(), |plans| {
+    common::make_lazy_fds();
+    // This test runs in a child process of its own, so fds are counted too.
+    let what = "a random_streams_proptest case";
+    common::run_leak_checked(PROPTEST_DEFAULT_CASES, &conn_plans(), what, true, |plans| {
         let k = n.fetch_add(1, SeqCst);
         step!("random_streams_proptest: generated case {k}: {plans:?}");
-        // Each case runs in a child process of its own, so fds can be counted too.
-        let base = common::resources(true);
-        let bytes = run_plans(&plans).map_err(TestCaseError::fail)?;
-        common::assert_released(&base, &format!("random_streams_proptest case {k}"));
+        let bytes = run_plans(&plans)?;
         let mut s = stats.lock().unwrap();
         s.0 += plans.len();
         s.1 += bytes;
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     let (conns, bytes) = *stats.lock().unwrap();
     eprintln!(
         "random_streams_proptest: {cases} cases, {conns} connections, {} KiB read in {:.2?}",

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use weft::net::{TcpListener, TcpStream};
 
 use common::{watchdog, TEST_TIMEOUT};
@@ -127,26 +126,19 @@ fn run(plans: &[Plan]) -> Result<(u64, u64), String> {
     })
 }
 
+/// Generated programs per run in CI (`PROPTEST_CASES` for more).
+const CASES: u32 = 24;
+
 fn check_programs() {
-    let cases = common::proptest_cases(24);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let cases = common::proptest_cases(CASES);
     let (bytes, timeouts) = (AtomicU64::new(0), AtomicU64::new(0));
-    let result = runner.run(&plans(), |plans| {
-        let base = common::resources(false);
-        let (b, t) = run(&plans).map_err(TestCaseError::fail)?;
-        common::assert_released(&base, "a deadline program");
+    common::run_leak_checked(CASES, &plans(), "a deadline program", false, |plans| {
+        let (b, t) = run(&plans)?;
         bytes.fetch_add(b, SeqCst);
         timeouts.fetch_add(t, SeqCst);
         Ok(())
     });
     let (bytes, timeouts) = (bytes.into_inner(), timeouts.into_inner());
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     common::note(format_args!(
         "{cases} programs: {} KiB delivered intact through {timeouts} read timeouts",
         bytes >> 10

@@ -49,7 +49,6 @@ use std::time::{Duration, Instant};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use weft::chan::TrySendError;
 use weft::chan::{self, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError};
 use weft::net::{TcpListener, TcpStream, UnixStream};
@@ -411,6 +410,21 @@ struct Tally {
     writers_refused: u64,
 }
 
+impl Tally {
+    fn add(&mut self, t: &Tally) {
+        self.values += t.values;
+        self.late_delivered += t.late_delivered;
+        self.late_refused += t.late_refused;
+        self.closed_while_parked += t.closed_while_parked;
+        self.chan_timeouts += t.chan_timeouts;
+        self.lock_ops += t.lock_ops;
+        self.bytes += t.bytes;
+        self.io_timeouts += t.io_timeouts;
+        self.readers_closed += t.readers_closed;
+        self.writers_refused += t.writers_refused;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running a program
 // ---------------------------------------------------------------------------------------------
@@ -467,18 +481,7 @@ fn run_program(prog: &Program) -> Result<Tally, String> {
         let mut errors = Vec::new();
         for (i, h) in handles.into_iter().enumerate() {
             match join(h, &format!("scene {i}")) {
-                Ok(t) => {
-                    total.values += t.values;
-                    total.late_delivered += t.late_delivered;
-                    total.late_refused += t.late_refused;
-                    total.closed_while_parked += t.closed_while_parked;
-                    total.chan_timeouts += t.chan_timeouts;
-                    total.lock_ops += t.lock_ops;
-                    total.bytes += t.bytes;
-                    total.io_timeouts += t.io_timeouts;
-                    total.readers_closed += t.readers_closed;
-                    total.writers_refused += t.writers_refused;
-                }
+                Ok(t) => total.add(&t),
                 Err(e) => errors.push(e),
             }
         }
@@ -1414,53 +1417,16 @@ fn run_bounded(prog: &Program) -> Result<Tally, String> {
 
 fn check_programs() {
     let cases = common::proptest_cases(CASES);
+    // In the 1-P child (one test per process) fds are counted too.
     let count_fds = common::scenario().is_some();
     if count_fds {
-        // Warm up: the runtime makes some fds lazily and keeps them (the epoll instance and its
-        // eventfd, on the first socket or timer; the placeholder socket closed fd numbers point
-        // at, on the first `close(&self)`: net/src/fd.rs).
-        let warm = |sock, end| {
-            Scene::Stream(StreamScene {
-                sock,
-                writes: vec![WriteStep::Write(10), WriteStep::Pause(Pause::Sleep(10))],
-                reads: vec![],
-                end,
-            })
-        };
-        let scenes = vec![
-            warm(Sock::Unix, End::HalfClose),
-            warm(Sock::Tcp, End::CloseReader(100)),
-        ];
-        run_bounded(&Program { scenes }).expect("warm-up program");
+        common::make_lazy_fds();
     }
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        // Shrinking re-runs programs: bounded, so that the report comes before the watchdog.
-        max_shrink_time: 60_000,
-        ..Config::default()
-    });
     let total = std::sync::Mutex::new(Tally::default());
-    let result = runner.run(&program(), |prog| {
-        let base = common::resources(count_fds);
-        let t = run_bounded(&prog).map_err(TestCaseError::fail)?;
-        common::assert_released(&base, "a stress program");
-        let mut tot = total.lock().unwrap();
-        tot.values += t.values;
-        tot.late_delivered += t.late_delivered;
-        tot.late_refused += t.late_refused;
-        tot.closed_while_parked += t.closed_while_parked;
-        tot.chan_timeouts += t.chan_timeouts;
-        tot.lock_ops += t.lock_ops;
-        tot.bytes += t.bytes;
-        tot.io_timeouts += t.io_timeouts;
-        tot.readers_closed += t.readers_closed;
-        tot.writers_refused += t.writers_refused;
+    common::run_leak_checked(CASES, &program(), "a stress program", count_fds, |prog| {
+        total.lock().unwrap().add(&run_bounded(&prog)?);
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     let t = total.into_inner().unwrap();
     println!("stress_programs: {cases} programs: {t:?}");
     if cases >= 32 {

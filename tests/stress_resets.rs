@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use weft::net::{TcpListener, TcpStream};
 
 use common::{watchdog, TEST_TIMEOUT};
@@ -105,25 +104,18 @@ fn run(plans: &[Plan]) -> Result<(u64, u64), String> {
     })
 }
 
+/// Generated programs per run in CI (`PROPTEST_CASES` for more).
+const CASES: u32 = 24;
+
 fn check_programs() {
-    let cases = common::proptest_cases(24);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let cases = common::proptest_cases(CASES);
     let (resets, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
-    let result = runner.run(&plans(), |plans| {
-        let base = common::resources(false);
-        let (n, b) = run(&plans).map_err(TestCaseError::fail)?;
-        common::assert_released(&base, "a reset program");
+    common::run_leak_checked(CASES, &plans(), "a reset program", false, |plans| {
+        let (n, b) = run(&plans)?;
         resets.fetch_add(n, SeqCst);
         bytes.fetch_add(b, SeqCst);
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     let resets = resets.into_inner();
     common::note(format_args!(
         "{cases} programs: {resets} writers stopped by a reset, {} KiB read before resets",

@@ -451,3 +451,54 @@ pub fn on_one_p_in_child(test: &str, body: fn()) {
     let out = run_child(test, "1p", &[]);
     assert!(out.status.success() && out.stdout.contains(&done), "{out}");
 }
+
+/// Run a proptest of generated programs: `PROPTEST_CASES` (or `default`) cases, no failure file
+/// (the shrunk input is printed in the panic message, see docs/TESTING.md), shrinking bounded to
+/// a minute so that the report comes before the watchdog. Panics with proptest's report when
+/// `body` fails a case.
+pub fn run_proptest<S: proptest::strategy::Strategy>(
+    default: u32,
+    strategy: &S,
+    body: impl Fn(S::Value) -> Result<(), String>,
+) {
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: proptest_cases(default),
+        failure_persistence: None,
+        max_shrink_time: 60_000,
+        ..proptest::test_runner::Config::default()
+    });
+    if let Err(e) = runner.run(strategy, |v| {
+        body(v).map_err(proptest::test_runner::TestCaseError::fail)
+    }) {
+        panic!("{e}");
+    }
+}
+
+/// [`run_proptest`] with the leak check after every case: the [`resources`] snapshot taken
+/// before it must come back ([`assert_released`]); fds are counted when `count_fds` (only in a
+/// process that runs one test at a time, after [`make_lazy_fds`]).
+pub fn run_leak_checked<S: proptest::strategy::Strategy>(
+    default: u32,
+    strategy: &S,
+    what: &str,
+    count_fds: bool,
+    body: impl Fn(S::Value) -> Result<(), String>,
+) {
+    run_proptest(default, strategy, |v| {
+        let base = resources(count_fds);
+        body(v)?;
+        assert_released(&base, what);
+        Ok(())
+    });
+}
+
+/// Make the fds the runtime creates on first use and keeps for the life of the process — the
+/// netpoller's epoll instance and wake-up eventfd, and the placeholder socket that `close(&self)`
+/// points closed fd numbers at (net/src/fd.rs) — so that a first fd baseline counts only what
+/// the test itself opens.
+pub fn make_lazy_fds() {
+    weft::run(|| {
+        let l = weft::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.close().expect("close");
+    });
+}

@@ -43,7 +43,6 @@ use std::time::{Duration, Instant};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use weft::go;
 use weft::net::{is_closed, TcpListener, TcpStream};
 
@@ -1416,39 +1415,23 @@ fn run_chunked(plans: &[ConnPlan]) -> Result<u64, String> {
     })
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CASES)
-}
-
 /// proptest: 8–32 connections per case, each with one writer G writing 1–8 chunks of 1 B ..
 /// 256 KiB and one reader G reading with a 1 B .. 64 KiB buffer; every reader reconstructs its
 /// stream exactly. `PROPTEST_CASES` cases (default 16).
 pub fn chunked_streams_proptest() {
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        failure_persistence: None,
-        max_shrink_time: 20_000,
-        ..Config::default()
-    });
     let stats = Mutex::new((0usize, 0u64));
     let t = Instant::now();
-    let result = runner.run(&conn_plans(), |plans| {
-        let bytes = run_chunked(&plans).map_err(TestCaseError::fail)?;
+    crate::common::run_proptest(CASES, &conn_plans(), |plans| {
+        let bytes = run_chunked(&plans)?;
         let mut s = stats.lock().unwrap();
         s.0 += plans.len();
         s.1 += bytes;
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     let (conns, bytes) = *stats.lock().unwrap();
     eprintln!(
         "chunked_streams_proptest: {} cases, {conns} connections, {} MiB in {:?}",
-        cases(),
+        crate::common::proptest_cases(CASES),
         bytes >> 20,
         t.elapsed()
     );
