@@ -260,20 +260,10 @@ fn rv(s: &TcpStream, sizes: &[usize]) -> io::Result<Vec<u8>> {
 
 /// `SO_PASSCRED`: the socket receives its writers' credentials, so a Unix stream read stops
 /// where the writer (process) changes.
-fn set_passcred(s: &impl AsRawFd) {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a valid `c_int` on our stack; the
-    // fd is open for the duration of the call (borrowed from `s`).
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PASSCRED,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_PASSCRED: {}", io::Error::last_os_error());
+fn set_passcred(s: &impl std::os::fd::AsFd) {
+    socket2::SockRef::from(s)
+        .set_passcred(true)
+        .expect("SO_PASSCRED");
 }
 
 /// Bytes queued in the socket's receive queue (`FIONREAD`). Touches no weft state.

@@ -418,23 +418,10 @@ pub fn assert_released(base: &Resources, what: &str) {
 }
 
 /// `SO_LINGER {on, 0}`: closing the socket sends RST instead of FIN.
-pub fn set_linger_zero(s: &impl std::os::fd::AsRawFd) {
-    let lg = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a valid `linger` on our stack;
-    // the fd is open for the duration of the call (borrowed from `s`).
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&lg as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+pub fn set_linger_zero(s: &impl std::os::fd::AsFd) {
+    socket2::SockRef::from(s)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER");
 }
 
 /// Run `body` on one P in a child process (settings are process-wide): in the parent, re-run
