@@ -1290,71 +1290,69 @@ fn curl_keep_alive_reuses_connection() {
     );
 }
 
-#[test]
-fn curl_chunked_upload() {
-    let _dog = watchdog("curl_chunked_upload", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
-    let dir = TempDir::new("curl_chunked");
-    let body = pattern(0xC0FFEE, MIB + 12_345);
-    std::fs::write(dir.path("in"), &body).expect("write input");
+/// POST `body` (from a file) to `path` with curl `-v` and `args`, saving the response body; curl
+/// must succeed, and the body must come back byte for byte. Returns curl's `-w` line
+/// ("status content-type") and its `-v` trace.
+fn curl_echo_file(
+    server: &Server,
+    tmp: &str,
+    body: &[u8],
+    args: &[&str],
+    path: &str,
+) -> (String, String) {
+    let dir = TempDir::new(tmp);
+    std::fs::write(dir.path("in"), body).expect("write input");
     let mut cmd = curl();
-    cmd.args(["-v", "-H", "Transfer-Encoding: chunked"])
-        .args(["-H", "Content-Type: application/x-curl-chunked"])
+    cmd.arg("-v")
+        .args(args)
         .arg("--data-binary")
         .arg(format!("@{}", dir.path("in").display()))
         .arg("-o")
         .arg(dir.path("out"))
         .args(["-w", "%{http_code} %{content_type}"])
-        .arg(format!("http://{}/upload", server.addr));
+        .arg(format!("http://{}{path}", server.addr));
     let out = run_bounded(&mut cmd, Duration::from_secs(40));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
         "curl failed ({}): {stderr}",
         out.status
     );
+    let echoed = std::fs::read(dir.path("out")).expect("read output");
+    assert_eq!(echoed.len(), body.len(), "echoed length");
+    assert!(echoed == body, "echoed bytes differ");
+    (stdout, stderr)
+}
+
+#[test]
+fn curl_chunked_upload() {
+    let _dog = watchdog("curl_chunked_upload", TEST_LIMIT);
+    let server = Server::start(&["--quiet"]);
+    let body = pattern(0xC0FFEE, MIB + 12_345);
+    let args = [
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-H",
+        "Content-Type: application/x-curl-chunked",
+    ];
+    let (stdout, stderr) = curl_echo_file(&server, "curl_chunked", &body, &args, "/upload");
     assert!(
         stderr.contains("> Transfer-Encoding: chunked"),
         "curl did not send a chunked body:\n{stderr}"
     );
     assert_eq!(stdout, "200 application/x-curl-chunked", "\n{stderr}");
-    let echoed = std::fs::read(dir.path("out")).expect("read output");
-    assert_eq!(echoed.len(), body.len(), "echoed length");
-    assert!(echoed == body, "echoed bytes differ");
 }
 
 #[test]
 fn curl_expect_100_continue_large_body() {
     let _dog = watchdog("curl_expect_100_continue_large_body", TEST_LIMIT);
     let server = Server::start(&["--quiet"]);
-    let dir = TempDir::new("curl_expect");
     let body = pattern(0xE4_9EC7, 4 * MIB);
-    std::fs::write(dir.path("in"), &body).expect("write input");
-    let mut cmd = curl();
     // A long expect100 timeout: if the server never sends 100, curl waits (and --max-time
     // fails it) instead of sending the body anyway after its default 1 s.
-    cmd.args([
-        "-v",
-        "-H",
-        "Expect: 100-continue",
-        "--expect100-timeout",
-        "20",
-    ])
-    .arg("--data-binary")
-    .arg(format!("@{}", dir.path("in").display()))
-    .arg("-o")
-    .arg(dir.path("out"))
-    .args(["-w", "%{http_code} %{content_type}"])
-    .arg(format!("http://{}/", server.addr));
-    let out = run_bounded(&mut cmd, Duration::from_secs(40));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "curl failed ({}): {stderr}",
-        out.status
-    );
+    let args = ["-H", "Expect: 100-continue", "--expect100-timeout", "20"];
+    let (stdout, stderr) = curl_echo_file(&server, "curl_expect", &body, &args, "/");
     assert!(
         stderr.contains("< HTTP/1.1 100 Continue"),
         "no interim 100 Continue in curl's trace:\n{stderr}"
@@ -1364,9 +1362,6 @@ fn curl_expect_100_continue_large_body() {
         stdout, "200 application/x-www-form-urlencoded",
         "\n{stderr}"
     );
-    let echoed = std::fs::read(dir.path("out")).expect("read output");
-    assert_eq!(echoed.len(), body.len(), "echoed length");
-    assert!(echoed == body, "echoed bytes differ");
 }
 
 // ---------------------------------------------------------------------------------------------
