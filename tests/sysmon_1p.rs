@@ -323,6 +323,86 @@ fn spare_p_serves_the_hogs_queue_past_a_yielding_g() {
     );
 }
 
+/// A G that calls `sleep` on a lent spare P leaves its timer in the spare's heap. When the hog
+/// switches out and the spare goes back to the pool, that timer must move to a P that runs:
+/// here the one P is kept busy by two Gs ping-ponging on rendezvous channels (it always has local
+/// work, so it never looks at other Ps' timers), and the ping-pong only stops when the sleeper
+/// wakes. Before the fix the sleeper slept forever (found by tests/stress_programs on 1 P under
+/// the randomized scheduler). Bounded: the ping-pong gives up after 5 s and the test says so.
+#[test]
+fn spare_ps_timers_move_when_it_is_returned() {
+    run_test(
+        1,
+        Mode::Exclusive,
+        "spare_ps_timers_move_when_it_is_returned",
+        || {
+            let before = stats();
+            let (slept_on_spare, woke_in_time) = weft::run(|| {
+                let about_to_sleep = Arc::new(AtomicBool::new(false));
+                let woke = Arc::new(AtomicBool::new(false));
+                let limit = Duration::from_secs(5);
+                let (ping_tx, ping_rx) = chan::bounded::<u32>(0);
+                let (pong_tx, pong_rx) = chan::bounded::<u32>(0);
+                let sleeper = {
+                    let (a, w) = (about_to_sleep.clone(), woke.clone());
+                    weft::spawn(move || {
+                        a.store(true, SeqCst);
+                        weft::sleep(Duration::from_millis(20));
+                        w.store(true, SeqCst);
+                    })
+                };
+                // Returns whether the sleeper woke before the limit.
+                let pinger = {
+                    let w = woke.clone();
+                    weft::spawn(move || {
+                        let t0 = Instant::now();
+                        while !w.load(SeqCst) && t0.elapsed() < limit {
+                            ping_tx.send(1).expect("ponger gone");
+                            pong_rx.recv().expect("ponger gone");
+                        }
+                        w.load(SeqCst)
+                    })
+                };
+                let ponger = weft::spawn(move || {
+                    for v in ping_rx.iter() {
+                        if pong_tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                });
+                // Spawned last, so it runs first (runnext): it spins until the sleeper runs,
+                // which only a spare P lent for it can do.
+                let hog = {
+                    let a = about_to_sleep.clone();
+                    weft::spawn(move || {
+                        let t0 = Instant::now();
+                        while !a.load(SeqCst) && t0.elapsed() < limit {
+                            std::hint::spin_loop();
+                        }
+                        a.load(SeqCst)
+                    })
+                };
+                let slept_on_spare = hog.join().expect("hog");
+                let woke_in_time = pinger.join().expect("pinger");
+                ponger.join().expect("ponger");
+                sleeper.join().expect("sleeper");
+                (slept_on_spare, woke_in_time)
+            });
+            let after = stats();
+            assert!(after.spares_lent > before.spares_lent, "no spare P lent");
+            assert!(
+                slept_on_spare,
+                "the sleeper never ran during the hog's 5 s spin"
+            );
+            assert!(
+                woke_in_time,
+                "a 20 ms sleep begun on a spare P did not end within 5 s once the spare was \
+                 returned (its timer stayed in the idle spare's heap)"
+            );
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // (c) blocking's semantics
 // ---------------------------------------------------------------------------------------------

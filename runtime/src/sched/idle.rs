@@ -48,6 +48,7 @@ pub(crate) fn pidleput(l: &mut Locked, pp: usize) {
         return;
     }
     if sched().is_spare(pp) {
+        super::sysmon::rehome_timers(&sched().ps[pp]);
         sched().ps[pp].lent_for.store(NO_P, Ordering::Relaxed);
         l.pspare.push(pp);
         return;

@@ -370,8 +370,22 @@ pub(crate) fn lent_spare_done(pp: &P) -> bool {
         || h.nexecute.load(Ordering::Relaxed) != pp.lent_nexec.load(Ordering::Relaxed)
 }
 
-/// Give the calling M's spare P back to the pool: its queued Gs go to the global queue, its dead
-/// Gs to the global free list; then the M sleeps until handed a P.
+/// Move the timers of spare P `pp`, about to go back to the pool, to the P it was lent for (or to
+/// P 0): Gs that slept or set deadlines while running on the spare left them in its heap, a spare
+/// in the pool is run by nobody, and a busy P only looks at other Ps' timers when it runs out of
+/// work, so they could wait forever (Go moves a retired P's timers the same way: `moveTimers`).
+/// Takes only heap locks, so callers may hold the scheduler lock (`pidleput`).
+pub(crate) fn rehome_timers(pp: &P) {
+    let s = sched();
+    let hog = pp.lent_for.load(Ordering::Relaxed);
+    let home = &s.ps[if hog < s.procs() { hog } else { 0 }];
+    // No wakeup needed: the earliest timer of all Ps is the same before and after, so an M
+    // blocked in the poller already sleeps until then, and a busy home P fires them itself.
+    pp.timers.move_into(&home.timers);
+}
+
+/// Give the calling M's spare P back to the pool: its queued Gs go to the global queue, its timers
+/// to the hog's P, its dead Gs to the global free list; then the M sleeps until handed a P.
 pub(crate) fn return_spare(m: &'static M) {
     let s = sched();
     let pp = m.p().expect("return_spare: M holds no P");
@@ -383,6 +397,7 @@ pub(crate) fn return_spare(m: &'static M) {
         globrunqput_batch_vec(gs.into_iter());
         wakep();
     }
+    rehome_timers(pp);
     // SAFETY: this M holds pp.
     let dead: Vec<GRef> = unsafe { pp.gfree() }.drain(..).collect();
     if m.is_spinning() {

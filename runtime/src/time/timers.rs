@@ -145,6 +145,20 @@ impl Timers {
         earliest
     }
 
+    /// Move every entry of this heap into `to` (Go: `moveTimers`, when `procresize` retires a P):
+    /// a P that stops being run must not keep timers, or nothing may fire them. Takes the two
+    /// heap locks one after the other, never both.
+    pub(crate) fn move_into(&self, to: &Timers) {
+        let entries = {
+            let mut h = self.lock();
+            self.next.store(NONE, Ordering::SeqCst);
+            std::mem::take(&mut h.heap).into_vec()
+        };
+        for e in entries {
+            to.add(e.when, e.arg, e.gen, e.kind);
+        }
+    }
+
     /// Fire every timer that expired by `now` (Go: `checkTimers`). Returns how many fired.
     pub(crate) fn run(&self, now: u64) -> usize {
         let mut fired = 0;
@@ -264,6 +278,23 @@ mod tests {
         assert_eq!(t.run(u64::MAX - 1), 1);
         assert_eq!(fired(), vec![(3, 0, u64::MAX - 1)]);
         assert_eq!(t.next(), NONE);
+    }
+
+    #[test]
+    fn move_into_empties_the_source_and_fires_everything_from_the_target() {
+        let (from, to) = (Timers::new(), Timers::new());
+        from.add(50, 5, 0, &KIND);
+        from.add(10, 1, 0, &KIND);
+        to.add(30, 3, 0, &KIND);
+        from.move_into(&to);
+        assert_eq!(from.next(), NONE);
+        assert_eq!(from.run(u64::MAX - 1), 0, "the source keeps nothing");
+        assert_eq!(to.next(), 10, "the target's earliest is the moved 10");
+        assert_eq!(to.run(u64::MAX - 1), 3);
+        let args: Vec<usize> = fired().into_iter().map(|(a, _, _)| a).collect();
+        assert_eq!(args, [1, 3, 5]);
+        Timers::new().move_into(&to);
+        assert_eq!(to.next(), NONE, "an empty heap moves nothing");
     }
 
     #[test]
