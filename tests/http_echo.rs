@@ -29,12 +29,12 @@
 //! never fires early).
 
 use std::fmt;
-use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,15 +42,16 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
+mod common;
+use common::example::{Example, Start, TempDir};
+use common::watchdog;
+
 // ---------------------------------------------------------------------------------------------
 // Limits
 // ---------------------------------------------------------------------------------------------
 
 /// Longest wait for any single read or write of a test client.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Longest wait for the server's start line.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Longest a test may run before its watchdog aborts the process.
 const TEST_LIMIT: Duration = Duration::from_secs(60);
@@ -67,250 +68,15 @@ const DEFAULT_MAX_BODY: usize = 8 << 20;
 const MIB: usize = 1 << 20;
 
 // ---------------------------------------------------------------------------------------------
-// Watchdog
-// ---------------------------------------------------------------------------------------------
-
-/// Aborts the process if not dropped within its limit (server children die with it: they have
-/// `PR_SET_PDEATHSIG`).
-#[must_use = "the watchdog is disarmed when dropped"]
-struct Watchdog {
-    _disarm: mpsc::Sender<()>,
-}
-
-fn watchdog(name: &str, limit: Duration) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    let name = name.to_string();
-    thread::Builder::new()
-        .name(format!("watchdog-{name}"))
-        .spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                // Straight to fd 2: the harness's capture is lost when we abort.
-                let _ = writeln!(
-                    io::stderr(),
-                    "\nwatchdog: test `{name}` still running after {limit:?}; aborting."
-                );
-                std::process::abort();
-            }
-        })
-        .expect("spawn watchdog thread");
-    Watchdog { _disarm: tx }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The server process
 // ---------------------------------------------------------------------------------------------
 
-/// `target/<profile>/examples/http_echo`, built once if missing.
-fn server_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        // target/<profile>/deps/http_echo-HASH
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or_else(|| panic!("unexpected test executable path {}", exe.display()))
-            .to_path_buf();
-        let bin = profile_dir.join("examples").join("http_echo");
-        if bin.exists() {
-            return bin;
-        }
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug")
-            .to_string();
-        let target_dir = profile_dir.parent().expect("target dir");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--example", "http_echo"])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::null());
-        if profile != "debug" {
-            cmd.args(["--profile", &profile]);
-        }
-        let out = cmd.output().unwrap_or_else(|e| {
-            panic!(
-                "{} not found and `cargo build` could not run: {e}",
-                bin.display()
-            )
-        });
-        assert!(
-            out.status.success() && bin.exists(),
-            "{} not found and `cargo build --example http_echo --profile {profile}` failed \
-             ({}):\n{}",
-            bin.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        bin
-    })
-}
+/// A running `http_echo` child (`common::example`), killed when dropped.
+type Server = Example;
 
-/// Runs in the forked child before exec: die with the thread that started us (a test aborted by
-/// its watchdog leaves no server behind) and apply the fd limit, if any.
-fn child_setup(nofile: Option<libc::rlim_t>) -> io::Result<()> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and touches no memory of ours; it is
-    // async-signal-safe, as required between fork and exec.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if let Some(n) = nofile {
-        let lim = libc::rlimit {
-            rlim_cur: n,
-            rlim_max: n,
-        };
-        // SAFETY: `lim` is a valid rlimit that lives across the call; setrlimit only reads it and
-        // is async-signal-safe.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// A running `http_echo` child, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Server {
-    /// Start `http_echo --addr 127.0.0.1:0 ARGS...` and wait for its start line.
-    fn start(args: &[&str]) -> Server {
-        Server::start_with(args, None)
-    }
-
-    /// [`Server::start`] with `RLIMIT_NOFILE` set to `nofile` in the child.
-    fn start_with(args: &[&str], nofile: Option<libc::rlim_t>) -> Server {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(server_binary());
-        cmd.args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: `child_setup` makes only async-signal-safe system calls (prctl, setrlimit) on
-        // values it owns; it allocates nothing and takes no lock, so it is sound between fork and
-        // exec.
-        unsafe {
-            cmd.pre_exec(move || child_setup(nofile));
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", server_binary().display()));
-        // stderr: drained into a buffer (shown when a test fails), so a chatty server never
-        // blocks on a full pipe.
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let mut err_pipe = child.stderr.take().expect("stderr pipe");
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(&buf[..n]);
-            }
-        });
-        // stdout: the start line, read by a thread so that we wait for it with a timeout; then
-        // drained.
-        let out_pipe = child.stdout.take().expect("stdout pipe");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut r = io::BufReader::new(out_pipe);
-            let mut line = String::new();
-            let res = r.read_line(&mut line).map(|_| line);
-            let _ = tx.send(res);
-            let _ = io::copy(&mut r, &mut io::sink());
-        });
-        let mut server = Server {
-            child,
-            // Replaced below once the start line is read.
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr,
-        };
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(line)) if !line.is_empty() => line,
-            Ok(Ok(_)) => server.fail("exited or closed stdout before printing its start line"),
-            Ok(Err(e)) => server.fail(&format!("reading its start line: {e}")),
-            Err(_) => server.fail(&format!("no start line within {START_TIMEOUT:?}")),
-        };
-        let line = line.trim_end();
-        if !line.starts_with("http_echo listening on http://") {
-            server.fail(&format!("unexpected start line {line:?}"));
-        }
-        let token = line.split_whitespace().last().unwrap_or("");
-        let addr = token.strip_prefix("http://").unwrap_or(token);
-        server.addr = addr
-            .parse()
-            .unwrap_or_else(|e| server.fail(&format!("start line {line:?}: address: {e}")));
-        server
-    }
-
-    /// Kill the server and panic with `msg` and what it wrote on stderr.
-    fn fail(&mut self, msg: &str) -> ! {
-        let _ = self.child.kill();
-        let status = self.child.wait();
-        panic!(
-            "http_echo: {msg} (status {status:?})\n--- server stderr ---\n{}",
-            self.stderr_text()
-        );
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn stderr_text(&self) -> String {
-        let buf = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-        String::from_utf8_lossy(&buf).into_owned()
-    }
-
-    /// Send `sig` to the server.
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill(2) on our own child, which has not been reaped (we own its `Child` and
-        // have not waited for it), so the pid cannot belong to another process.
-        let rc = unsafe { libc::kill(self.pid(), sig) };
-        assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
-    }
-
-    /// Wait at most `limit` for the server to exit (polling `try_wait`).
-    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return status,
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-                Ok(None) => self.fail(&format!("still running {limit:?} after the signal")),
-                Err(e) => self.fail(&format!("try_wait: {e}")),
-            }
-        }
-    }
-
-    /// The server's user + system CPU time so far, in clock ticks (`/proc/PID/stat`).
-    fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .expect("read /proc/PID/stat");
-        // Fields after the command name (which may contain spaces) start at field 3 (state);
-        // utime and stime are fields 14 and 15.
-        let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields[11].parse().expect("utime");
-        let stime: u64 = fields[12].parse().expect("stime");
-        utime + stime
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Start `http_echo --addr 127.0.0.1:0 ARGS...` and wait for its start line.
+fn start_server(args: &[&str]) -> Server {
+    Example::start("http_echo", args)
 }
 
 /// Run `cmd` with its output captured, killing it if it runs longer than `limit`.
@@ -361,33 +127,6 @@ fn require_tool(name: &str) {
             "`{name}` not found ({e}): the http_echo tests need it; `.ci/run` / `./test.sh` \
              install it (or install it with the system's package manager)"
         ),
-    }
-}
-
-/// A fresh scratch directory under `CARGO_TARGET_TMPDIR`, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "http_echo-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -858,7 +597,7 @@ fn imf_fixdate(s: &str) -> Option<i64> {
 #[test]
 fn get_hello_exact_bytes() {
     let _dog = watchdog("get_hello_exact_bytes", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .expect("send");
@@ -881,7 +620,7 @@ fn get_hello_exact_bytes() {
 #[test]
 fn post_echoes_body_and_content_type() {
     let _dog = watchdog("post_echoes_body_and_content_type", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     for (i, (body, ct)) in [
         (&b"hello, echo"[..], "text/plain"),
@@ -913,7 +652,7 @@ fn post_echoes_body_and_content_type() {
 #[test]
 fn post_without_content_type_is_octet_stream() {
     let _dog = watchdog("post_without_content_type_is_octet_stream", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     let r = roundtrip(&mut c, &post(b"raw bytes", None), false);
     check(check_echo(&r, b"raw bytes", "application/octet-stream"));
@@ -929,7 +668,7 @@ fn post_without_content_type_is_octet_stream() {
 #[test]
 fn head_has_headers_and_no_body() {
     let _dog = watchdog("head_has_headers_and_no_body", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     let r = roundtrip(&mut c, &head("/"), true);
     check(check_common(&r));
@@ -955,7 +694,7 @@ fn head_has_headers_and_no_body() {
 #[test]
 fn keep_alive_many_requests() {
     let _dog = watchdog("keep_alive_many_requests", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     for i in 0..50u64 {
         let r = if i % 2 == 0 {
@@ -985,7 +724,7 @@ fn keep_alive_many_requests() {
 #[test]
 fn connection_close_ends_connection() {
     let _dog = watchdog("connection_close_ends_connection", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     let r = roundtrip(&mut c, &get("/"), false);
     check(check_hello(&r));
@@ -1012,7 +751,7 @@ fn connection_close_ends_connection() {
 #[test]
 fn http10_closes_unless_keep_alive() {
     let _dog = watchdog("http10_closes_unless_keep_alive", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     // Plain HTTP/1.0 (no Host needed): one response, then close.
     let mut c = connect(server.addr);
     let r = roundtrip(&mut c, b"GET / HTTP/1.0\r\n\r\n", false);
@@ -1056,7 +795,7 @@ fn http10_closes_unless_keep_alive() {
 #[test]
 fn pipelined_requests_answered_in_order() {
     let _dog = watchdog("pipelined_requests_answered_in_order", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     let mut stream = Vec::new();
     let mut want: Vec<(Option<Vec<u8>>, String)> = Vec::new();
@@ -1098,7 +837,7 @@ fn pipelined_requests_answered_in_order() {
 #[test]
 fn expect_100_continue_interim_then_final() {
     let _dog = watchdog("expect_100_continue_interim_then_final", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     let body = b"body after the interim response";
     c.send(
@@ -1192,7 +931,7 @@ fn check_want(r: &Response, want: &Want) -> Result<(), String> {
 fn pipelined_random_chunking_proptest() {
     let _dog = watchdog("pipelined_random_chunking_proptest", TEST_LIMIT);
     // One P: the server's Gs interleave only where they park.
-    let server = Server::start(&["--quiet", "--procs", "1"]);
+    let server = start_server(&["--quiet", "--procs", "1"]);
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -1267,7 +1006,7 @@ fn curl() -> Command {
 #[test]
 fn curl_keep_alive_reuses_connection() {
     let _dog = watchdog("curl_keep_alive_reuses_connection", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let base = format!("http://{}", server.addr);
     let mut cmd = curl();
     cmd.args(["-w", "%{num_connects} %{http_code} %{size_download}\\n"]);
@@ -1328,7 +1067,7 @@ fn curl_echo_file(
 #[test]
 fn curl_chunked_upload() {
     let _dog = watchdog("curl_chunked_upload", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let body = pattern(0xC0FFEE, MIB + 12_345);
     let args = [
         "-H",
@@ -1347,7 +1086,7 @@ fn curl_chunked_upload() {
 #[test]
 fn curl_expect_100_continue_large_body() {
     let _dog = watchdog("curl_expect_100_continue_large_body", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let body = pattern(0xE4_9EC7, 4 * MIB);
     // A long expect100 timeout: if the server never sends 100, curl waits (and --max-time
     // fails it) instead of sending the body anyway after its default 1 s.
@@ -1372,7 +1111,7 @@ fn curl_expect_100_continue_large_body() {
 fn python_http_client_pipeline_and_errors() {
     let _dog = watchdog("python_http_client_pipeline_and_errors", TEST_LIMIT);
     require_tool("python3");
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/http_echo/pipeline.py");
     let out = run_bounded(
         Command::new("python3")
@@ -1496,7 +1235,7 @@ fn thousand_connections_hundred_requests_each() {
         limit >= 2 * CONNS as libc::rlim_t + 64,
         "RLIMIT_NOFILE {limit} is too low for {CONNS} connections on both sides"
     );
-    let server = Server::start(&["--quiet", "--procs", "2"]);
+    let server = start_server(&["--quiet", "--procs", "2"]);
     let addr = server.addr;
     let started = Instant::now();
     let done = Arc::new(AtomicUsize::new(0));
@@ -1548,7 +1287,7 @@ fn thousand_connections_hundred_requests_each() {
 #[test]
 fn large_body_content_length_4mib() {
     let _dog = watchdog("large_body_content_length_4mib", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     let body = pattern(0x4D1B, 4 * MIB);
     let r = roundtrip(&mut c, &post(&body, Some("application/x-large")), false);
@@ -1580,7 +1319,7 @@ fn rss_bytes(server: &Server) -> usize {
 #[test]
 fn announced_bodies_cost_only_what_arrives() {
     let _dog = watchdog("announced_bodies_cost_only_what_arrives", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let head = format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {DEFAULT_MAX_BODY}\r\n\r\n");
     let mut clients = Vec::new();
     for _ in 0..100 {
@@ -1610,7 +1349,7 @@ fn announced_bodies_cost_only_what_arrives() {
 #[test]
 fn large_body_chunked_4mib() {
     let _dog = watchdog("large_body_chunked_4mib", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     for (i, sizes) in [
         &[65_536][..],
@@ -1705,7 +1444,7 @@ fn expect_all_rejected(server: &Server, cases: &[(&str, &[u8])], code: u16) {
 #[test]
 fn rejects_malformed_request_line_and_headers_400() {
     let _dog = watchdog("rejects_malformed_request_line_and_headers_400", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     expect_all_rejected(
         &server,
         &[
@@ -1738,7 +1477,7 @@ fn rejects_malformed_request_line_and_headers_400() {
 #[test]
 fn rejects_missing_or_duplicate_host_400() {
     let _dog = watchdog("rejects_missing_or_duplicate_host_400", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     expect_rejected(&server, "no Host", b"GET / HTTP/1.1\r\n\r\n", 400);
     expect_rejected(
         &server,
@@ -1757,7 +1496,7 @@ fn rejects_missing_or_duplicate_host_400() {
 #[test]
 fn rejects_bad_content_length_400() {
     let _dog = watchdog("rejects_bad_content_length_400", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     expect_all_rejected(
         &server,
         &[
@@ -1789,7 +1528,7 @@ fn rejects_bad_content_length_400() {
 #[test]
 fn rejects_head_too_large_431() {
     let _dog = watchdog("rejects_head_too_large_431", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut req = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
     req.resize(req.len() + MAX_HEAD + 1000, b'a');
     req.extend_from_slice(b"\r\n\r\n");
@@ -1810,7 +1549,7 @@ fn rejects_head_too_large_431() {
 #[test]
 fn rejects_too_many_headers_431() {
     let _dog = watchdog("rejects_too_many_headers_431", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut req = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
     for i in 0..MAX_HEADERS {
         req.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
@@ -1822,7 +1561,7 @@ fn rejects_too_many_headers_431() {
 #[test]
 fn limits_just_inside_are_served() {
     let _dog = watchdog("limits_just_inside_are_served", TEST_LIMIT);
-    let server = Server::start(&["--quiet", "--max-body", "65536"]);
+    let server = start_server(&["--quiet", "--max-body", "65536"]);
     let mut c = connect(server.addr);
     // 64 headers (Host + 63).
     let mut req = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
@@ -1849,7 +1588,7 @@ fn limits_just_inside_are_served() {
 #[test]
 fn rejects_body_too_large_413() {
     let _dog = watchdog("rejects_body_too_large_413", TEST_LIMIT);
-    let server = Server::start(&["--quiet", "--max-body", "65536"]);
+    let server = start_server(&["--quiet", "--max-body", "65536"]);
     let r = expect_rejected(
         &server,
         "Content-Length over --max-body",
@@ -1888,7 +1627,7 @@ fn rejects_body_too_large_413() {
         413,
     );
     // The default limit is 8 MiB.
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     expect_rejected(
         &server,
         "Content-Length over the default 8 MiB",
@@ -1904,7 +1643,7 @@ fn rejects_body_too_large_413() {
 #[test]
 fn rejects_unsupported_transfer_encoding_501() {
     let _dog = watchdog("rejects_unsupported_transfer_encoding_501", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     expect_rejected(
         &server,
         "gzip, chunked",
@@ -1922,7 +1661,7 @@ fn rejects_unsupported_transfer_encoding_501() {
 #[test]
 fn rejects_unsupported_version_505() {
     let _dog = watchdog("rejects_unsupported_version_505", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     expect_all_rejected(
         &server,
         &[
@@ -1937,7 +1676,7 @@ fn rejects_unsupported_version_505() {
 #[test]
 fn rejects_bad_chunked_framing_400() {
     let _dog = watchdog("rejects_bad_chunked_framing_400", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let h = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
     let cases: Vec<(&str, Vec<u8>)> = [
         ("bad chunk size", "zz\r\nhello\r\n0\r\n\r\n"),
@@ -1970,7 +1709,7 @@ fn rejects_bad_chunked_framing_400() {
 #[test]
 fn chunked_extensions_and_trailers_are_accepted() {
     let _dog = watchdog("chunked_extensions_and_trailers_are_accepted", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     // RFC 9112 §7.1.1: unknown chunk extensions are ignored; §7.1.2: trailer fields; §7.1:
     // hex digits in any case.
@@ -1993,7 +1732,7 @@ fn chunked_extensions_and_trailers_are_accepted() {
 #[test]
 fn expect_unknown_is_417() {
     let _dog = watchdog("expect_unknown_is_417", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     let r = roundtrip(
         &mut c,
@@ -2010,7 +1749,7 @@ fn expect_unknown_is_417() {
 #[test]
 fn pipelined_bad_request_ends_the_connection() {
     let _dog = watchdog("pipelined_bad_request_ends_the_connection", TEST_LIMIT);
-    let server = Server::start(&["--quiet"]);
+    let server = start_server(&["--quiet"]);
     let mut c = connect(server.addr);
     // Good, bad, good: the first is answered, the second refused, the third never answered.
     let mut stream = post(b"first", Some("text/x-1"));
@@ -2033,7 +1772,7 @@ fn pipelined_bad_request_ends_the_connection() {
 #[test]
 fn slowloris_is_cut_off_by_header_timeout() {
     let _dog = watchdog("slowloris_is_cut_off_by_header_timeout", TEST_LIMIT);
-    let server = Server::start(&["--quiet", "--header-timeout-ms", "300"]);
+    let server = start_server(&["--quiet", "--header-timeout-ms", "300"]);
     let addr = server.addr;
     let start = Instant::now();
     let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
@@ -2098,7 +1837,7 @@ fn slowloris_is_cut_off_by_header_timeout() {
 #[test]
 fn idle_keep_alive_connection_is_closed() {
     let _dog = watchdog("idle_keep_alive_connection_is_closed", TEST_LIMIT);
-    let server = Server::start(&["--quiet", "--idle-timeout-ms", "300"]);
+    let server = start_server(&["--quiet", "--idle-timeout-ms", "300"]);
     let mut c = connect(server.addr);
     // The idle timer starts after this request was sent, so our clock over-estimates it.
     let start = Instant::now();
@@ -2146,7 +1885,7 @@ fn wait_until_refused(server: &mut Server, limit: Duration) {
 #[test]
 fn sigterm_drains_in_flight_and_closes_idle() {
     let _dog = watchdog("sigterm_drains_in_flight_and_closes_idle", TEST_LIMIT);
-    let mut server = Server::start(&["--grace-ms", "5000"]);
+    let mut server = start_server(&["--grace-ms", "5000"]);
     // An idle keep-alive connection.
     let mut idle = connect(server.addr);
     let r = roundtrip(&mut idle, &get("/"), false);
@@ -2194,7 +1933,7 @@ fn sigterm_drains_in_flight_and_closes_idle() {
 #[test]
 fn sigterm_grace_expires_with_stuck_client() {
     let _dog = watchdog("sigterm_grace_expires_with_stuck_client", TEST_LIMIT);
-    let mut server = Server::start(&["--quiet", "--grace-ms", "300"]);
+    let mut server = start_server(&["--quiet", "--grace-ms", "300"]);
     let mut stuck = connect(server.addr);
     let interim = roundtrip(
         &mut stuck,
@@ -2223,7 +1962,7 @@ fn sigint_exits_zero() {
     let _dog = watchdog("sigint_exits_zero", TEST_LIMIT);
     // The start line is printed once the signal handlers are in place (the server's contract
     // for scripts): no connection needed first.
-    let mut server = Server::start(&["--quiet"]);
+    let mut server = start_server(&["--quiet"]);
     server.signal(libc::SIGINT);
     let status = server.wait_exit(Duration::from_secs(10));
     assert_eq!(
@@ -2242,7 +1981,14 @@ fn sigint_exits_zero() {
 fn accept_backs_off_on_fd_exhaustion() {
     let _dog = watchdog("accept_backs_off_on_fd_exhaustion", TEST_LIMIT);
     const NOFILE: libc::rlim_t = 64;
-    let server = Server::start_with(&["--quiet"], Some(NOFILE));
+    let server = Example::start_with(
+        "http_echo",
+        Start {
+            args: &["--quiet"],
+            nofile: Some(NOFILE),
+            ..Start::default()
+        },
+    );
     // Open keep-alive connections, each answering a GET, until one is not served: the server is
     // out of fds and that connection waits in the listen backlog.
     let mut served = Vec::new();

@@ -17,45 +17,20 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft::net::TcpStream;
 
+mod common;
+use common::example::{proc_fd_count, Example};
+
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// `target/<profile>/examples/tcp_echo`, built if missing.
-fn tcp_echo_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = profile_dir.join("examples").join("tcp_echo");
-    if !bin.exists() {
-        let release = profile_dir.ends_with("release");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--example", "tcp_echo"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if release {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("run cargo build");
-        assert!(
-            st.success() && bin.exists(),
-            "cannot build {}",
-            bin.display()
-        );
-    }
-    bin
 }
 
 fn raise_nofile() -> u64 {
@@ -71,15 +46,6 @@ fn raise_nofile() -> u64 {
     lim.rlim_cur
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .unwrap_or_default()
@@ -88,10 +54,6 @@ fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 fn message(client: u64, round: u64) -> Vec<u8> {
@@ -144,29 +106,10 @@ fn soak_connection_churn_rss_plateaus() {
         std::process::abort();
     });
 
-    let mut child = Command::new(tcp_echo_binary())
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tcp_echo");
-    let mut line = String::new();
-    {
-        use std::io::BufRead;
-        let out = child.stdout.take().expect("stdout");
-        std::io::BufReader::new(out)
-            .read_line(&mut line)
-            .expect("start line");
-    }
-    let server = Server(child);
-    let pid = server.0.id();
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .last()
-        .expect("address")
-        .parse()
-        .expect("socket address");
-    let idle_fds = fd_count(pid);
+    let server = Example::start("tcp_echo", &[]);
+    let pid = server.pid() as u32;
+    let addr = server.addr;
+    let idle_fds = server.fd_count();
 
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicU64::new(0));
@@ -188,7 +131,7 @@ fn soak_connection_churn_rss_plateaus() {
                 eprintln!(
                     "soak: t={:>4}s server RSS {rss} KiB, fds {}, {n} connections done",
                     start.elapsed().as_secs(),
-                    fd_count(pid)
+                    proc_fd_count(pid)
                 );
                 samples.push(rss);
             }
@@ -206,11 +149,11 @@ fn soak_connection_churn_rss_plateaus() {
 
     // Back to idle: every socket closed (the server closes after our half-close).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while fd_count(pid) > idle_fds && Instant::now() < deadline {
+    while server.fd_count() > idle_fds && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50)); // polling the other process, bounded
     }
     assert_eq!(
-        fd_count(pid),
+        server.fd_count(),
         idle_fds,
         "the server kept sockets open after every client left"
     );

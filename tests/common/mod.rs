@@ -25,6 +25,7 @@
 
 #![allow(dead_code)]
 
+pub mod example;
 pub mod rt_cases;
 
 use std::any::Any;
