@@ -22,37 +22,22 @@ struct Args {
     procs: Option<usize>,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args() -> Result<Args, lexopt::Error> {
+    use lexopt::prelude::*;
     let mut args = Args {
         addr: "127.0.0.1:7000".into(),
         procs: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (a.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "--addr" => args.addr = value("--addr")?,
-            "--procs" => {
-                let v = value("--procs")?;
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| format!("--procs: not a number: {v}"))?;
-                args.procs = Some(n);
-            }
-            "-h" | "--help" => {
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("addr") => args.addr = parser.value()?.string()?,
+            Long("procs") => args.procs = Some(parser.value()?.parse()?),
+            Short('h') | Long("help") => {
                 println!("usage: tcp_echo [--addr HOST:PORT] [--procs N]");
                 std::process::exit(0);
             }
-            other => return Err(format!("unknown flag {other} (try --help)")),
+            _ => return Err(arg.unexpected()),
         }
     }
     Ok(args)

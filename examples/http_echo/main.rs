@@ -49,7 +49,8 @@ pub struct Settings {
     quiet: bool,
 }
 
-fn parse_args() -> Result<Settings, String> {
+fn parse_args() -> Result<Settings, lexopt::Error> {
+    use lexopt::prelude::*;
     let mut s = Settings {
         addr: "127.0.0.1:8080".into(),
         procs: None,
@@ -59,41 +60,41 @@ fn parse_args() -> Result<Settings, String> {
         grace: Duration::from_secs(5),
         quiet: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        let mut number = |min: u64| -> Result<u64, String> {
-            let v = value()?;
-            match v.parse::<u64>() {
-                Ok(n) if n >= min => Ok(n),
-                _ => Err(format!("{flag}: expected a number ≥ {min}, got {v:?}")),
+    let mut parser = lexopt::Parser::from_env();
+    // The value of flag `--name`: a number of at least `min`.
+    let number = |parser: &mut lexopt::Parser, name: &str, min: u64| {
+        let n: u64 = parser.value()?.parse()?;
+        if n < min {
+            return Err(lexopt::Error::from(format!(
+                "--{name}: expected a number ≥ {min}, got {n}"
+            )));
+        }
+        Ok(n)
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("addr") => s.addr = parser.value()?.string()?,
+            Long("procs") => s.procs = Some(number(&mut parser, "procs", 1)? as usize),
+            Long("max-body") => s.max_body = number(&mut parser, "max-body", 0)?,
+            Long("header-timeout-ms") => {
+                s.header_timeout =
+                    Duration::from_millis(number(&mut parser, "header-timeout-ms", 1)?)
             }
-        };
-        match flag.as_str() {
-            "--addr" => s.addr = value()?,
-            "--procs" => s.procs = Some(number(1)? as usize),
-            "--max-body" => s.max_body = number(0)?,
-            "--header-timeout-ms" => s.header_timeout = Duration::from_millis(number(1)?),
-            "--idle-timeout-ms" => s.idle_timeout = Duration::from_millis(number(1)?),
-            "--grace-ms" => s.grace = Duration::from_millis(number(0)?),
-            "--quiet" => s.quiet = true,
-            "-h" | "--help" => {
+            Long("idle-timeout-ms") => {
+                s.idle_timeout = Duration::from_millis(number(&mut parser, "idle-timeout-ms", 1)?)
+            }
+            Long("grace-ms") => {
+                s.grace = Duration::from_millis(number(&mut parser, "grace-ms", 0)?)
+            }
+            Long("quiet") => s.quiet = true,
+            Short('h') | Long("help") => {
                 println!(
                     "usage: http_echo [--addr HOST:PORT] [--procs N] [--max-body BYTES] \
                      [--header-timeout-ms MS] [--idle-timeout-ms MS] [--grace-ms MS] [--quiet]"
                 );
                 std::process::exit(0);
             }
-            other => return Err(format!("unknown flag {other} (try --help)")),
+            _ => return Err(arg.unexpected()),
         }
     }
     Ok(s)
