@@ -8,9 +8,11 @@ cd "$(dirname "$0")"
 .ci/ensure-tools
 cargo test --workspace --release
 # The concurrent suites again with the scheduler's order shuffled (Go's randomizeScheduler):
-# code that only works in one order fails here. docs/TESTING.md lists what each suite proves.
+# code that only works in one order fails here. The example servers started by the last four
+# inherit the setting. docs/TESTING.md lists what each suite proves.
 WEFT_RANDOMIZE_SCHED=1 cargo test --release -p weft \
     --test chan_np --test sync_np --test rt_np --test timers_np --test stress_spawn \
     --test sysmon_np --test net_tcp_np --test net_short_read --test net_udp_unix \
-    --test stress_deadlines --test stress_resets --test stress_programs
+    --test stress_deadlines --test stress_resets --test stress_programs \
+    --test tls_echo --test ws_echo --test chat --test proxy
 .ci/loom

@@ -52,3 +52,8 @@ pub mod runtime {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The Go-to-weft guide's examples are compiled too (`docs/GUIDE.md`).
+#[doc = include_str!("../docs/GUIDE.md")]
+#[cfg(doctest)]
+pub struct GuideDoctests;
