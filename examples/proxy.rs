@@ -17,11 +17,11 @@
 //!
 //! * **Dialing.** The accept loop (the main G) hands every client to a G of its own, which dials
 //!   the upstream with `TcpStream::connect_timeout`. The upstream name is resolved per connection
-//!   (so a DNS change or an upstream that starts later is picked up); an IP literal is parsed
-//!   directly, a host name is resolved with `getaddrinfo` inside `weft::blocking` (it blocks an
-//!   M, not the other Gs). Each resolved address is tried in turn within one connect budget. If
-//!   the upstream refuses or does not answer in time, the client is reset at once and one line
-//!   goes to stderr.
+//!   (so a DNS change or an upstream that starts later is picked up) by `weft::net::lookup_host`:
+//!   an IP literal is parsed directly, a host name goes to `getaddrinfo` inside `weft::blocking`
+//!   (it blocks an M, not the other Gs). Each resolved address is tried in turn within one
+//!   connect budget. If the upstream refuses or does not answer in time, the client is reset at
+//!   once and one line goes to stderr.
 //! * **Copying.** Two Gs per connection share the two sockets through an `Arc`: the client's G
 //!   copies upstream → client, a second G copies client → upstream, each with `std::io::copy`
 //!   over `&TcpStream` (the reader and writer of one socket are different Gs; weft's sockets allow
@@ -54,7 +54,7 @@
 //! when it is ready. A bad flag exits with status 2, a bind failure with status 1.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -138,15 +138,12 @@ fn check_host_port(s: &str) -> Result<(), String> {
         .map_err(|_| format!("bad port {port:?}"))
 }
 
-/// Connect to `upstream` within `timeout` (Go's `net.DialTimeout`): resolve it (an IP literal
-/// without a lookup, a name through `getaddrinfo` in `weft::blocking`), then try each address in
-/// turn with what is left of the budget.
+/// Connect to `upstream` within `timeout` (Go's `net.DialTimeout`): resolve it with
+/// `weft::net::lookup_host` (an IP literal without a lookup, a name through `getaddrinfo` in
+/// `weft::blocking`), then try each address in turn with what is left of the budget.
 fn dial(upstream: &str, timeout: Duration) -> io::Result<TcpStream> {
     let deadline = Instant::now() + timeout;
-    let addrs: Vec<SocketAddr> = match upstream.parse::<SocketAddr>() {
-        Ok(a) => vec![a],
-        Err(_) => weft::blocking(|| upstream.to_socket_addrs().map(Iterator::collect))?,
-    };
+    let addrs: Vec<SocketAddr> = weft::net::lookup_host(upstream)?.collect();
     let mut last = None;
     for a in &addrs {
         let left = deadline.saturating_duration_since(Instant::now());

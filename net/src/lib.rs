@@ -47,6 +47,27 @@ pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 
+/// Every address `addr` names (`"host:port"`, `("host", port)`, a `SocketAddr`), as std's
+/// `ToSocketAddrs` gives them, but with the lookup (`getaddrinfo`) inside
+/// [`weft_runtime::blocking`]: a slow resolver costs a thread, not the G's P (Go: the resolver
+/// behind `net.Dial`; tokio: `lookup_host`). An IP literal is parsed without a lookup.
+///
+/// With [`TcpStream::connect_timeout`], which takes one address, it dials a name within a time
+/// limit as Go's `net.DialTimeout("tcp", "host:port", d)` does (the lookup itself cannot be
+/// cancelled: `getaddrinfo` has no timeout).
+///
+/// ```
+/// weft_runtime::run(|| {
+///     let addrs: Vec<_> = weft_net::lookup_host("localhost:80").unwrap().collect();
+///     assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80));
+///     let one: Vec<_> = weft_net::lookup_host(("127.0.0.1", 7)).unwrap().collect();
+///     assert_eq!(one, ["127.0.0.1:7".parse().unwrap()]);
+/// });
+/// ```
+pub fn lookup_host<A: ToSocketAddrs>(addr: A) -> std::io::Result<std::vec::IntoIter<SocketAddr>> {
+    sys::resolve(&addr).map(Vec::into_iter)
+}
+
 /// Whether `e` is the error of an op on a socket closed with `close(&self)` (Go:
 /// `errors.Is(err, net.ErrClosed)`).
 ///
