@@ -75,7 +75,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use lexopt::ValueExt;
@@ -172,6 +172,8 @@ struct Conn {
     peer: SocketAddr,
     /// Why the server hung up on it, if it did: [`FAULT_NONE`], [`FAULT_SLOW`], [`FAULT_WRITE`].
     fault: AtomicU8,
+    /// With [`FAULT_WRITE`]: the error the writer got, for the log line.
+    write_error: OnceLock<io::Error>,
 }
 
 const FAULT_NONE: u8 = 0;
@@ -252,6 +254,7 @@ fn handle_conn(id: u64, stream: TcpStream, peer: SocketAddr, hub: Hub, s: Arc<Se
         stream,
         peer,
         fault: AtomicU8::new(FAULT_NONE),
+        write_error: OnceLock::new(),
     });
     let (out, queue) = chan::bounded::<Line>(s.queue);
     let wconn = Arc::clone(&conn);
@@ -399,6 +402,7 @@ fn write_loop(conn: &Conn, queue: Receiver<Line>, timeout: Duration) {
             let fault = if e.kind() == io::ErrorKind::TimedOut {
                 FAULT_SLOW
             } else {
+                let _ = conn.write_error.set(e);
                 FAULT_WRITE
             };
             conn.hang_up(fault);
@@ -510,7 +514,16 @@ impl Room {
                 "dropped (too slow)",
                 Some("too slow: write deadline missed".into()),
             ),
-            Why::WriteFailed => ("left", Some("write failed".to_string())),
+            Why::WriteFailed => {
+                let e = c.conn.write_error.get();
+                (
+                    "left",
+                    Some(format!(
+                        "write: {}",
+                        e.map_or("failed".into(), |e| e.to_string())
+                    )),
+                )
+            }
             Why::ReadFailed(e) => ("left", Some(format!("read: {e}"))),
         };
         if let Some(log) = log {

@@ -33,8 +33,12 @@
 //! * **Errors.** An error in either direction (reset, broken pipe, idle timeout) aborts the
 //!   connection: both sockets get `SO_LINGER 0` and `close()`, so both peers see a reset — never
 //!   a clean EOF that would make a truncated stream look complete — and the other copier, parked
-//!   on one of them, wakes with the closed error and ends. Only the first error is logged: one
-//!   line per failed connection; a normal end (both directions at EOF) logs nothing.
+//!   on one of them, wakes with the closed error and ends. A write error counts too, although
+//!   the other direction might still carry an answer: Linux reports a reset to one syscall
+//!   only, so after a write has seen `ECONNRESET` a read of the same socket sees a clean EOF,
+//!   and passing that on would make a truncated stream look complete. Only the first error is
+//!   logged: one line per failed connection; a normal end (both directions at EOF) logs
+//!   nothing.
 //! * **Idle timeout.** With `--idle-timeout-ms MS` (default 300 000; 0 disables it) a connection on
 //!   which no byte moved, in either direction, for MS is aborted. It uses weft's Go-style
 //!   deadlines: each socket's read and write deadlines are set to "last activity + MS"; an op that
@@ -91,13 +95,19 @@ fn parse_args() -> Result<Settings, String> {
         match arg {
             Long("addr") => s.addr = string(&mut p, "--addr")?,
             Long("upstream") => s.upstream = string(&mut p, "--upstream")?,
-            Long("procs") => s.procs = Some(number(&mut p, "--procs", 1)? as usize),
+            Long("procs") => {
+                s.procs = Some(number(&mut p, "--procs", 1, u32::MAX.into())? as usize)
+            }
             Long("connect-timeout-ms") => {
-                s.connect_timeout =
-                    Duration::from_millis(number(&mut p, "--connect-timeout-ms", 1)?)
+                s.connect_timeout = Duration::from_millis(number(
+                    &mut p,
+                    "--connect-timeout-ms",
+                    1,
+                    MAX_TIMEOUT_MS,
+                )?)
             }
             Long("idle-timeout-ms") => {
-                let ms = number(&mut p, "--idle-timeout-ms", 0)?;
+                let ms = number(&mut p, "--idle-timeout-ms", 0, MAX_TIMEOUT_MS)?;
                 s.idle_timeout = (ms > 0).then(|| Duration::from_millis(ms));
             }
             Short('h') | Long("help") => {
@@ -118,14 +128,20 @@ fn string(p: &mut lexopt::Parser, flag: &str) -> Result<String, String> {
         .map_err(|v| format!("{flag}: not valid UTF-8: {v:?}"))
 }
 
-/// The value of `flag` as a number ≥ `min`.
-fn number(p: &mut lexopt::Parser, flag: &str, min: u64) -> Result<u64, String> {
+/// The value of `flag` as a number from `min` to `max`.
+fn number(p: &mut lexopt::Parser, flag: &str, min: u64, max: u64) -> Result<u64, String> {
     let v = string(p, flag)?;
     match v.parse::<u64>() {
-        Ok(n) if n >= min => Ok(n),
-        _ => Err(format!("{flag}: expected a number ≥ {min}, got {v:?}")),
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{flag}: expected a number from {min} to {max}, got {v:?}"
+        )),
     }
 }
+
+/// The longest timeout a flag may ask for, in ms (one day: deadlines stay within `Instant`'s
+/// range).
+const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
 
 /// `HOST:PORT` with a non-empty host and a numeric port (`[::1]:80` for IPv6).
 fn check_host_port(s: &str) -> Result<(), String> {

@@ -18,7 +18,8 @@
 //!    dropped when it expires; while it stalls, its G is parked and every other handshake goes on;
 //! 2. then each record's plaintext is written back as it arrives, flushed to the socket (a client
 //!    that does not read makes the G park on a full socket buffer: back-pressure, no unbounded
-//!    buffering); an open connection may stay silent for `--idle-timeout-ms`;
+//!    buffering); an open connection may send nothing, or take no bytes of an echo, for
+//!    `--idle-timeout-ms` (std's per-operation read and write timeouts), then it is closed;
 //! 3. when the client sends `close_notify`, the server answers with its own and closes.
 //!
 //! The certificate: `--cert FILE --key FILE` (PEM: a chain, then a PKCS#8, PKCS#1 or SEC1 key),
@@ -53,6 +54,9 @@ struct Args {
     handshake_timeout: Duration,
     idle_timeout: Duration,
 }
+
+/// The longest timeout a flag may ask for (a deadline must stay within `Instant`'s range).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 const USAGE: &str = "usage: tls_echo [--addr HOST:PORT] [--procs N] [--cert FILE --key FILE] \
                      [--cert-out FILE] [--handshake-timeout-ms MS] [--idle-timeout-ms MS]";
@@ -92,8 +96,13 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     if args.cert.is_some() != args.key.is_some() {
         return Err("--cert and --key go together".into());
     }
-    if args.handshake_timeout.is_zero() || args.idle_timeout.is_zero() {
-        return Err("timeouts must be at least 1 ms".into());
+    for (flag, t) in [
+        ("--handshake-timeout-ms", args.handshake_timeout),
+        ("--idle-timeout-ms", args.idle_timeout),
+    ] {
+        if t.is_zero() || t > MAX_TIMEOUT {
+            return Err(format!("{flag}: from 1 ms to one day (86400000)").into());
+        }
     }
     Ok(args)
 }
@@ -143,7 +152,9 @@ fn serve(conn: TcpStream, config: Arc<ServerConfig>, args: &Timeouts) -> io::Res
         tls.conn.complete_io(&mut tls.sock)?;
     }
     tls.sock.set_deadline(None)?;
+    // Idle: nothing arrives, or the client takes no bytes of an echo, for that long.
     tls.sock.set_read_timeout(Some(args.idle))?;
+    tls.sock.set_write_timeout(Some(args.idle))?;
 
     // The largest TLS record's plaintext: one read returns at most what one record held.
     let mut buf = vec![0u8; 16 * 1024];
@@ -213,9 +224,11 @@ fn main() -> ExitCode {
         };
         let addr = listener.local_addr().expect("listener address");
         println!("tls_echo listening on {addr} ({what})");
+        let mut failing = false;
         loop {
             match listener.accept() {
                 Ok((conn, peer)) => {
+                    failing = false;
                     let _ = conn.set_nodelay(true);
                     let (config, timeouts) = (config.clone(), timeouts.clone());
                     weft::go!(move || {
@@ -228,8 +241,11 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     // Out of fds (EMFILE/ENFILE) or similar: back off instead of spinning, and
-                    // keep serving the connections we have.
-                    eprintln!("tls_echo: accept: {e}");
+                    // keep serving the connections we have; one line per run of failures.
+                    if !failing {
+                        eprintln!("tls_echo: accept: {e} (retrying every 10 ms)");
+                        failing = true;
+                    }
                     weft::sleep(Duration::from_millis(10));
                 }
             }

@@ -373,16 +373,21 @@ fn main() -> ExitCode {
         };
         let addr = listener.local_addr().expect("listener address");
         println!("ws_echo listening on ws://{addr}");
+        let mut failing = false;
         loop {
             match listener.accept() {
                 Ok((conn, peer)) => {
+                    failing = false;
                     let _ = conn.set_nodelay(true);
                     weft::go!(move || serve(conn, peer, settings));
                 }
                 Err(e) => {
                     // Out of fds (EMFILE/ENFILE) or similar: back off instead of spinning, and
-                    // keep serving the connections we have.
-                    eprintln!("ws_echo: accept: {e}");
+                    // keep serving the connections we have; one line per run of failures.
+                    if !failing {
+                        eprintln!("ws_echo: accept: {e} (retrying every 10 ms)");
+                        failing = true;
+                    }
                     weft::sleep(Duration::from_millis(10));
                 }
             }

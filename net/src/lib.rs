@@ -50,7 +50,8 @@ pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 /// Every address `addr` names (`"host:port"`, `("host", port)`, a `SocketAddr`), as std's
 /// `ToSocketAddrs` gives them, but with the lookup (`getaddrinfo`) inside
 /// [`weft_runtime::blocking`]: a slow resolver costs a thread, not the G's P (Go: the resolver
-/// behind `net.Dial`; tokio: `lookup_host`). An IP literal is parsed without a lookup.
+/// behind `net.Dial`; tokio: `lookup_host`). An IP literal is parsed without a lookup (the
+/// `blocking` section around it then costs a few atomic operations).
 ///
 /// With [`TcpStream::connect_timeout`], which takes one address, it dials a name within a time
 /// limit as Go's `net.DialTimeout("tcp", "host:port", d)` does (the lookup itself cannot be
