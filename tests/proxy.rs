@@ -10,13 +10,14 @@
 //! |---|---|
 //! | `many_connections_every_byte_and_both_half_closes` | 200 concurrent connections, streams of 0 B to 1 MiB written in random chunks: the upstream echoes as it reads, then (after the client's half-close reached it) writes a trailer with the length and FNV hash it received; each client checks every echoed byte, the trailer, and the EOF after it. Bytes through the proxy equal bytes sent, both directions at once, and half-close passes both ways. No log line for normal ends |
 //! | `random_chunking_proptest` | the same check over generated stream lengths and chunk patterns (a few connections per case, one proxy) |
-//! | `refused_upstream_resets_client_and_proxy_keeps_serving` | nothing listens upstream: each client's connection ends at once, one stderr line each; once the upstream port listens again the next client is served |
-//! | `upstream_connect_timeout_resets_client` | an upstream that never completes the handshake (a full accept queue): the client's connection ends after `--connect-timeout-ms`, not before, one stderr line |
-//! | `upstream_reset_mid_stream_ends_client_and_frees_everything` | the upstream resets (`SO_LINGER 0`) while the client is still sending: the client's reads and writes end promptly, what it got is a prefix of what the upstream sent, and the proxy is back to its idle fds and one goroutine |
-//! | `client_reset_mid_stream_tears_down_upstream` | a client resets while uploading, or while downloading: the upstream's read (or write) ends promptly; idle fds and goroutines again |
-//! | `slow_reader_does_not_stall_other_connections` | a client that reads 1 KiB per 20 ms holds a backed-up connection while 20 others move 256 KiB each through the same proxy |
-//! | `idle_timeout_ends_only_idle_connections` | `--idle-timeout-ms 1000`: a silent connection is reset after 1 s (not before), both sides; a chatty one and a download-only one (one direction silent), each 1.5 s long with a byte per 100 ms, outlive it |
-//! | `flags_help_bad_flags_and_bind_failure` | `--help` exits 0; bad flags exit 2 with a message; an address in use exits 1 |
+//! | `refused_upstream_resets_client_and_proxy_keeps_serving` | the upstream port is bound but not listening (connects are refused): each client's connection ends at once, one stderr line each naming the upstream; once that same socket listens, the next client is served (every byte, both half-closes); idle fds and goroutines after each phase |
+//! | `upstream_connect_timeout_resets_client` | an upstream that never completes the handshake (a full accept queue): the client's connection ends after `--connect-timeout-ms`, not before, one stderr line naming the upstream and the timeout |
+//! | `upstream_reset_mid_stream_ends_client_and_frees_everything` | the upstream resets (`SO_LINGER 0`) while the client is still sending: the client's reads and writes end promptly, what it got is a prefix of what the upstream sent, one log line per connection, and the proxy is back to its idle fds and one goroutine |
+//! | `client_reset_mid_stream_tears_down_upstream` | a client resets while uploading, or while downloading: the upstream's read (or write) ends promptly, with an error or EOF, not a timeout; one log line per connection; idle fds and goroutines again |
+//! | `upstream_answers_early_while_client_uploads` | the upstream reads 16 KiB of a 4 MiB upload, answers 48 KiB, half-closes, then reads the rest: the client gets the whole answer and its EOF while it has not finished uploading, then uploads the rest and half-closes; the upstream gets every byte and the EOF; nothing logged; idle fds and goroutines |
+//! | `slow_reader_does_not_stall_other_connections` | a client that reads 1 KiB per 20 ms holds a backed-up connection (the upstream wrote at least 256 KiB more than it read) while 20 others move 256 KiB each through the same proxy, within 10 s |
+//! | `idle_timeout_ends_only_idle_connections` | `--idle-timeout-ms 1000`: a silent connection is reset after 1 s (not before), both sides, with one log line; a chatty one and a download-only one (one direction silent), each 1.5 s long with a byte per 100 ms, outlive it; idle fds and goroutines |
+//! | `flags_help_bad_flags_and_bind_failure` | `--help` exits 0 with the usage; bad flags exit 2 with a message and nothing on stdout; an address in use exits 1 |
 //!
 //! "Idle" for the proxy, checked after the failure tests: its open fds are back to the count at
 //! start plus one (weft's placeholder socket, created by the first `close()`: a closed socket's fd
@@ -29,7 +30,6 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -42,17 +42,11 @@ use weft::net::{TcpListener, TcpStream};
 use weft::sync::WaitGroup;
 
 mod common;
-use common::example::{example_binary, Example, Start};
+use common::example::{
+    fill_pattern, join_all, run_once, set_io_timeouts, splitmix64, weft_connect, Example, Start,
+    GENEROUS, IO_TIMEOUT, SETTLE, TEST_LIMIT,
+};
 use common::{set_linger_zero, watchdog};
-
-/// Longest wait for any single read or write of a test client or of the test's upstream.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Longest a test may run before its watchdog aborts the process.
-const TEST_LIMIT: Duration = Duration::from_secs(60);
-
-/// "Promptly": generous on purpose (a loaded 2-core machine).
-const GENEROUS: Duration = Duration::from_secs(3);
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
@@ -83,41 +77,31 @@ fn start_proxy(upstream: SocketAddr, extra: &[&str]) -> (Example, usize) {
     (proxy, fds)
 }
 
-/// The complete lines the proxy wrote on stderr so far (a line may arrive in pieces).
-fn stderr_lines(proxy: &Example) -> Vec<String> {
-    let text = proxy.stderr_text();
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    complete.lines().map(str::to_string).collect()
+/// Whether a stderr line of the proxy is one of its per-connection log lines (not part of a
+/// goroutine dump).
+fn is_log_line(line: &str) -> bool {
+    line.starts_with("proxy: ")
 }
 
-/// The proxy's per-connection log lines (its stderr minus goroutine dumps).
+/// The proxy's per-connection log lines so far.
 fn log_lines(proxy: &Example) -> Vec<String> {
-    stderr_lines(proxy)
+    proxy
+        .stderr_lines()
         .into_iter()
-        .filter(|l| l.starts_with("proxy: "))
+        .filter(|l| is_log_line(l))
         .collect()
 }
 
 /// Wait (bounded) until the proxy has logged `n` lines, then check it logged exactly `n` (the
 /// stderr pipe is drained by a thread, so lines arrive a moment after they are written).
 fn expect_log_lines(proxy: &mut Example, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + GENEROUS;
-    loop {
-        let lines = log_lines(proxy);
-        if lines.len() >= n || Instant::now() >= deadline {
-            if lines.len() != n {
-                proxy.fail(&format!("expected {n} log lines, got {}", lines.len()));
-            }
-            return lines;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+    proxy.wait_log_lines(n, is_log_line, SETTLE)
 }
 
 /// The proxy's goroutine count, from a SIGQUIT dump (`weft: N goroutines`).
 fn goroutines(proxy: &mut Example) -> usize {
     let dumps = |p: &Example| -> Vec<usize> {
-        stderr_lines(p)
+        p.stderr_lines()
             .iter()
             .filter_map(|l| {
                 l.strip_prefix("weft: ")?
@@ -129,7 +113,7 @@ fn goroutines(proxy: &mut Example) -> usize {
     };
     let before = dumps(proxy).len();
     proxy.signal(libc::SIGQUIT);
-    let deadline = Instant::now() + GENEROUS;
+    let deadline = Instant::now() + SETTLE;
     loop {
         let d = dumps(proxy);
         if d.len() > before {
@@ -138,6 +122,7 @@ fn goroutines(proxy: &mut Example) -> usize {
         if Instant::now() >= deadline {
             proxy.fail("no goroutine dump after SIGQUIT");
         }
+        // Bounded poll for the dump on the stderr pipe.
         thread::sleep(Duration::from_millis(10));
     }
 }
@@ -145,19 +130,20 @@ fn goroutines(proxy: &mut Example) -> usize {
 /// Wait (bounded) until the proxy is idle again: fds at most `base_fds + 1` (the placeholder
 /// socket of weft's `close()`) and only the accept loop's goroutine left.
 fn expect_idle(proxy: &mut Example, base_fds: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    proxy.wait_fds_at_most(base_fds + 1, SETTLE);
+    // A connection's sockets are closed when its last G drops them, just before that G ends.
+    let deadline = Instant::now() + SETTLE;
     loop {
-        let fds = proxy.fd_count();
         let gs = goroutines(proxy);
-        if fds <= base_fds + 1 && gs == 1 {
+        if gs == 1 {
             return;
         }
         if Instant::now() >= deadline {
             proxy.fail(&format!(
-                "not idle after 5 s: {fds} fds (at start {base_fds}, +1 allowed), {gs} goroutines \
-                 (1 expected)"
+                "{gs} goroutines after {SETTLE:?}, 1 expected (the accept loop)"
             ));
         }
+        // Bounded poll for the connections' Gs to return.
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -191,8 +177,7 @@ impl Upstream {
                 Ok((s, _)) => {
                     let (h, g, errs) = (Arc::clone(&handler), g.clone(), Arc::clone(&errs));
                     weft::go!(move || {
-                        let _ = s.set_read_timeout(Some(IO_TIMEOUT));
-                        let _ = s.set_write_timeout(Some(IO_TIMEOUT));
+                        let _ = set_io_timeouts(&s);
                         if let Err(e) = h(s) {
                             errs.lock().unwrap_or_else(|e| e.into_inner()).push(e);
                         }
@@ -277,36 +262,6 @@ fn echo_with_trailer(s: TcpStream) -> Result<(), String> {
 // Client side
 // ---------------------------------------------------------------------------------------------
 
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// Bytes `pos..pos + buf.len()` of stream `seed`: a hash of the position (no short period).
-fn fill(seed: u64, pos: usize, buf: &mut [u8]) {
-    let mut word = u64::MAX;
-    let mut bits = 0;
-    for (i, b) in buf.iter_mut().enumerate() {
-        let p = (pos + i) as u64;
-        if p >> 3 != word {
-            word = p >> 3;
-            bits = splitmix64(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ word);
-        }
-        *b = (bits >> ((p & 7) * 8)) as u8;
-    }
-}
-
-/// A connected client socket with the test's timeouts.
-fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
-    let s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(IO_TIMEOUT))
-        .and_then(|()| s.set_write_timeout(Some(IO_TIMEOUT)))
-        .map_err(|e| format!("timeouts: {e}"))?;
-    Ok(s)
-}
-
 /// One echo session through the proxy: send `prefix` (a mode byte the upstream consumes), then
 /// `len` bytes of stream `seed` in chunks cycling through `chunks` (a writer G; `yield_between`
 /// yields after each chunk), then half-close; meanwhile read and check every echoed byte, the
@@ -319,7 +274,7 @@ fn echo_session(
     chunks: &[usize],
     yield_between: bool,
 ) -> Result<(), String> {
-    let s = Arc::new(connect(proxy)?);
+    let s = Arc::new(weft_connect(proxy)?);
     let w = Arc::clone(&s);
     let chunks = chunks.to_vec();
     let prefix = prefix.to_vec();
@@ -329,7 +284,7 @@ fn echo_session(
         let (mut pos, mut i) = (0, 0);
         while pos < len {
             let n = chunks[i % chunks.len()].min(len - pos);
-            fill(seed, pos, &mut buf[..n]);
+            fill_pattern(seed, pos, &mut buf[..n]);
             (&*w).write_all(&buf[..n])?;
             pos += n;
             i += 1;
@@ -367,7 +322,7 @@ fn check_echo(mut s: &TcpStream, seed: u64, len: usize) -> Result<(), String> {
         }
         let body = n.min(len - got);
         let (echo, rest) = buf[..n].split_at(body);
-        fill(seed, got, &mut want[..body]);
+        fill_pattern(seed, got, &mut want[..body]);
         if echo != &want[..body] {
             let at = echo
                 .iter()
@@ -395,19 +350,6 @@ fn check_echo(mut s: &TcpStream, seed: u64, len: usize) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Join the client Gs; fail with every error.
-fn join_all(handles: Vec<weft::JoinHandle<Result<(), String>>>) -> Vec<String> {
-    handles
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, h)| match h.join() {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("client {i}: {e}")),
-            Err(_) => Some(format!("client {i}: panicked")),
-        })
-        .collect()
 }
 
 /// How a connection's reading side ended.
@@ -545,8 +487,18 @@ fn refused_upstream_resets_client_and_proxy_keeps_serving() {
         "refused_upstream_resets_client_and_proxy_keeps_serving",
         TEST_LIMIT,
     );
-    let (listener, up) = bind_upstream();
-    drop(listener); // nothing listens on `up` now: connecting there is refused
+    // The upstream's socket is bound but not listening: the port stays ours (no other process can
+    // take it meanwhile), and a connect to it is refused. It listens later, on the same socket.
+    let up_sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    up_sock
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind upstream");
+    let up = up_sock
+        .local_addr()
+        .expect("upstream address")
+        .as_socket()
+        .expect("inet");
     let (mut proxy, base_fds) = start_proxy(up, &[]);
     let addr = proxy.addr;
     let outcomes = weft::run(move || {
@@ -586,19 +538,9 @@ fn refused_upstream_resets_client_and_proxy_keeps_serving() {
     }
     expect_idle(&mut proxy, base_fds);
 
-    // The upstream comes back on the same port (bounded retries: the port was free a moment
-    // ago, but another process could hold it briefly): the proxy serves the next client.
-    let mut again = None;
-    for _ in 0..50 {
-        match std::net::TcpListener::bind(up) {
-            Ok(l) => {
-                again = Some(l);
-                break;
-            }
-            Err(_) => thread::sleep(Duration::from_millis(20)),
-        }
-    }
-    let listener = again.unwrap_or_else(|| proxy.fail(&format!("cannot bind {up} again")));
+    // The upstream starts listening: the proxy serves the next client.
+    up_sock.listen(128).expect("listen upstream");
+    let listener: std::net::TcpListener = up_sock.into();
     let (result, upstream_errors) = weft::run(move || {
         let upstream = Upstream::serve(listener, echo_with_trailer);
         let r = echo_session(addr, &[], 7, 100 * KIB, &[1000, 7, 30 * KIB], false);
@@ -642,7 +584,7 @@ fn upstream_connect_timeout_resets_client() {
         // From before the connect: the proxy cannot have started dialing earlier (a client G may
         // see its connect complete well after the proxy accepted it).
         let t = Instant::now();
-        let s = connect(addr)?;
+        let s = weft_connect(addr)?;
         let r = (&s).read(&mut [0u8; 16]);
         Ok((ended(r), t.elapsed()))
     });
@@ -680,7 +622,7 @@ fn upstream_reset_mid_stream_ends_client_and_frees_everything() {
             let mut buf = vec![0u8; 32 * KIB];
             (&s).read_exact(&mut buf)
                 .map_err(|e| format!("upstream read: {e}"))?;
-            fill(UP_SEED, 0, &mut buf[..16 * KIB]);
+            fill_pattern(UP_SEED, 0, &mut buf[..16 * KIB]);
             (&s).write_all(&buf[..16 * KIB])
                 .map_err(|e| format!("upstream write: {e}"))?;
             set_linger_zero(&s);
@@ -689,7 +631,7 @@ fn upstream_reset_mid_stream_ends_client_and_frees_everything() {
         let clients = (0..CONNS)
             .map(|c| {
                 weft::go!(move || -> Result<(), String> {
-                    let s = Arc::new(connect(addr)?);
+                    let s = Arc::new(weft_connect(addr)?);
                     let w = Arc::clone(&s);
                     let t = Instant::now();
                     // Keeps sending (at most 64 MiB, far more than the buffers hold) until the
@@ -698,7 +640,7 @@ fn upstream_reset_mid_stream_ends_client_and_frees_everything() {
                         let mut buf = vec![0u8; 16 * KIB];
                         let mut pos = 0;
                         while pos < 64 * MIB {
-                            fill(c as u64, pos, &mut buf);
+                            fill_pattern(c as u64, pos, &mut buf);
                             (&*w).write_all(&buf)?;
                             pos += buf.len();
                         }
@@ -718,7 +660,7 @@ fn upstream_reset_mid_stream_ends_client_and_frees_everything() {
                     let wrote = writer.join().map_err(|_| "writer panicked")?;
                     let write_took = t.elapsed();
                     let mut want = vec![0u8; got.len().min(16 * KIB)];
-                    fill(UP_SEED, 0, &mut want);
+                    fill_pattern(UP_SEED, 0, &mut want);
                     if end == "timeout" || read_took > GENEROUS {
                         return Err(format!("reading ended with {end} after {read_took:?}"));
                     }
@@ -793,7 +735,7 @@ fn client_reset_mid_stream_tears_down_upstream() {
                 }
             } else {
                 // Write until the client's reset comes through the proxy.
-                fill(1, 0, &mut buf);
+                fill_pattern(1, 0, &mut buf);
                 loop {
                     match (&s).write_all(&buf) {
                         Ok(()) => {}
@@ -811,13 +753,13 @@ fn client_reset_mid_stream_tears_down_upstream() {
             .map(|(i, rx)| {
                 weft::go!(move || -> Result<(), String> {
                     let upload = i < CONNS;
-                    let s = connect(addr)?;
+                    let s = weft_connect(addr)?;
                     let mut head = vec![if upload { b'U' } else { b'D' }];
                     head.extend_from_slice(&(i as u32).to_le_bytes());
                     (&s).write_all(&head).map_err(|e| format!("header: {e}"))?;
                     let mut buf = vec![0u8; 64 * KIB];
                     if upload {
-                        fill(i as u64, 0, &mut buf);
+                        fill_pattern(i as u64, 0, &mut buf);
                         (&s).write_all(&buf).map_err(|e| format!("upload: {e}"))?;
                         match rx.recv_timeout(IO_TIMEOUT) {
                             Ok(Event::Reached) => {}
@@ -854,6 +796,110 @@ fn client_reset_mid_stream_tears_down_upstream() {
 }
 
 #[test]
+fn upstream_answers_early_while_client_uploads() {
+    // An HTTP server refusing an upload answers before it has read the request body: the
+    // upstream reads `PEEK` bytes of an `UPLOAD`-byte stream, sends its whole `ANSWER`, half-closes,
+    // and only then reads (checking every byte) the rest until EOF. The client sends `FIRST`
+    // bytes, reads the whole answer and its EOF, and only then sends the rest and half-closes, so
+    // the answer provably travels, and its half-close passes, while the upload is unfinished.
+    // Deterministic: the upstream drains everything, so no write fails and nothing is reset.
+    const UPLOAD: usize = 4 * MIB;
+    const PEEK: usize = 16 * KIB;
+    const FIRST: usize = 64 * KIB;
+    const ANSWER: usize = 48 * KIB;
+    const UP_SEED: u64 = 0xa115;
+    const SEED: u64 = 0x0b10ad;
+    let _dog = watchdog("upstream_answers_early_while_client_uploads", TEST_LIMIT);
+    let (listener, up) = bind_upstream();
+    let (mut proxy, base_fds) = start_proxy(up, &[]);
+    let addr = proxy.addr;
+    let (result, upstream_errors) = weft::run(move || {
+        let (drained_tx, drained_rx) = chan::bounded::<usize>(1);
+        let upstream = Upstream::serve(listener, move |s| {
+            let mut buf = vec![0u8; 64 * KIB];
+            let mut want = vec![0u8; 64 * KIB];
+            (&s).read_exact(&mut buf[..PEEK])
+                .map_err(|e| format!("upstream: the first {PEEK} bytes: {e}"))?;
+            let mut got = PEEK;
+            fill_pattern(UP_SEED, 0, &mut want[..ANSWER]);
+            (&s).write_all(&want[..ANSWER])
+                .map_err(|e| format!("upstream: answer: {e}"))?;
+            s.shutdown(Shutdown::Write)
+                .map_err(|e| format!("upstream: half-close: {e}"))?;
+            fill_pattern(SEED, 0, &mut want[..PEEK]);
+            if buf[..PEEK] != want[..PEEK] {
+                return Err("upstream: the first bytes of the upload differ".into());
+            }
+            loop {
+                let n = (&s)
+                    .read(&mut buf)
+                    .map_err(|e| format!("upstream: draining at {got}: {e}"))?;
+                if n == 0 {
+                    break;
+                }
+                fill_pattern(SEED, got, &mut want[..n]);
+                if buf[..n] != want[..n] {
+                    return Err(format!(
+                        "upstream: upload differs in bytes {got}..{}",
+                        got + n
+                    ));
+                }
+                got += n;
+            }
+            let _ = drained_tx.send(got);
+            Ok(())
+        });
+        let client = weft::go!(move || -> Result<(), String> {
+            let s = weft_connect(addr)?;
+            let mut buf = vec![0u8; 64 * KIB];
+            fill_pattern(SEED, 0, &mut buf[..FIRST]);
+            (&s).write_all(&buf[..FIRST])
+                .map_err(|e| format!("upload start: {e}"))?;
+            // The whole answer, then EOF, with most of the upload still to come.
+            let mut answer = Vec::new();
+            (&s).read_to_end(&mut answer)
+                .map_err(|e| format!("reading the answer after {} bytes: {e}", answer.len()))?;
+            let mut want = vec![0u8; ANSWER];
+            fill_pattern(UP_SEED, 0, &mut want);
+            if answer != want {
+                return Err(format!(
+                    "got {} bytes before EOF, not the upstream's {ANSWER}-byte answer",
+                    answer.len()
+                ));
+            }
+            // The rest of the upload still goes through, then the half-close.
+            let mut pos = FIRST;
+            while pos < UPLOAD {
+                let n = buf.len().min(UPLOAD - pos);
+                fill_pattern(SEED, pos, &mut buf[..n]);
+                (&s).write_all(&buf[..n])
+                    .map_err(|e| format!("upload at {pos} of {UPLOAD}, after the answer: {e}"))?;
+                pos += n;
+            }
+            s.shutdown(Shutdown::Write)
+                .map_err(|e| format!("half-close: {e}"))?;
+            match drained_rx.recv_timeout(IO_TIMEOUT) {
+                Ok(got) if got == UPLOAD => Ok(()),
+                Ok(got) => Err(format!(
+                    "the upstream got {got} of {UPLOAD} bytes, then EOF"
+                )),
+                Err(_) => Err("the upstream did not see the whole upload and its EOF".into()),
+            }
+        });
+        let result = join_all(vec![client]);
+        (result, upstream.stop())
+    });
+    if !result.is_empty() || !upstream_errors.is_empty() {
+        proxy.fail(&format!("{result:?}; upstream errors: {upstream_errors:?}"));
+    }
+    expect_idle(&mut proxy, base_fds);
+    let logged = log_lines(&proxy);
+    if !logged.is_empty() {
+        proxy.fail(&format!("a normal exchange was logged: {logged:?}"));
+    }
+}
+
+#[test]
 fn slow_reader_does_not_stall_other_connections() {
     const FAST: usize = 20;
     let _dog = watchdog("slow_reader_does_not_stall_other_connections", TEST_LIMIT);
@@ -872,7 +918,7 @@ fn slow_reader_does_not_stall_other_connections() {
                 return echo_with_trailer(s);
             }
             let mut buf = vec![0u8; 64 * KIB];
-            fill(3, 0, &mut buf);
+            fill_pattern(3, 0, &mut buf);
             for _ in 0..1024 {
                 if (&s).write_all(&buf).is_err() {
                     break;
@@ -885,7 +931,7 @@ fn slow_reader_does_not_stall_other_connections() {
         let (first_tx, first_rx) = chan::bounded(1);
         let slow_stop = Arc::clone(&stop);
         let slow = weft::go!(move || -> Result<usize, String> {
-            let s = connect(addr)?;
+            let s = weft_connect(addr)?;
             (&s).write_all(b"S").map_err(|e| format!("slow: {e}"))?;
             let mut buf = [0u8; KIB];
             let mut got = 0;
@@ -982,7 +1028,7 @@ fn idle_timeout_ends_only_idle_connections() {
             }
         });
         let silent = weft::go!(move || -> Result<(), String> {
-            let s = connect(addr)?;
+            let s = weft_connect(addr)?;
             // From before the write: the proxy's last activity is its forwarding of this byte.
             let t = Instant::now();
             (&s).write_all(b"I").map_err(|e| e.to_string())?;
@@ -998,7 +1044,7 @@ fn idle_timeout_ends_only_idle_connections() {
             }
         });
         let chatty = weft::go!(move || -> Result<(), String> {
-            let s = connect(addr)?;
+            let s = weft_connect(addr)?;
             (&s).write_all(b"E").map_err(|e| e.to_string())?;
             let mut b = [0u8; 1];
             for i in 0..ROUNDS {
@@ -1022,7 +1068,7 @@ fn idle_timeout_ends_only_idle_connections() {
             }
         });
         let download = weft::go!(move || -> Result<(), String> {
-            let s = connect(addr)?;
+            let s = weft_connect(addr)?;
             (&s).write_all(b"D").map_err(|e| e.to_string())?;
             let mut got = Vec::new();
             (&s).read_to_end(&mut got)
@@ -1049,22 +1095,7 @@ fn idle_timeout_ends_only_idle_connections() {
 /// Run the proxy binary with `args` (no `--addr` added), bounded; return (exit code, stdout,
 /// stderr).
 fn run_proxy(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(example_binary("proxy"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn proxy");
-    let deadline = Instant::now() + IO_TIMEOUT;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("proxy {args:?} still running after {IO_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().expect("proxy output");
+    let out = run_once("proxy", args, IO_TIMEOUT);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
