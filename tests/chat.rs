@@ -39,8 +39,8 @@ use weft::net::TcpStream;
 
 mod common;
 use common::example::{
-    proc_reset_peak_rss, proc_status_kib, run_once, set_io_timeouts, weft_connect, Example,
-    IO_TIMEOUT, SETTLE, TEST_LIMIT,
+    check_command_line, proc_reset_peak_rss, proc_status_kib, set_io_timeouts, weft_connect,
+    Example, IO_TIMEOUT, SETTLE, TEST_LIMIT,
 };
 use common::watchdog;
 
@@ -747,43 +747,22 @@ fn reset_mid_conversation() {
 #[test]
 fn flags_and_bind_errors() {
     let _dog = watchdog("flags_and_bind_errors", TEST_LIMIT);
-    let run = |args: &[&str]| run_once("chat", args, IO_TIMEOUT);
-    let help = run(&["--help"]);
-    assert!(help.status.success(), "--help: {help:?}");
-    let text = String::from_utf8_lossy(&help.stdout);
-    for flag in [
+    let flags = [
         "--addr",
         "--procs",
         "--max-line",
         "--write-timeout-ms",
         "--queue",
         "--queue-wait-ms",
-    ] {
-        assert!(
-            text.contains(flag),
-            "--help does not mention {flag}: {text}"
-        );
-    }
-    for bad in [
-        &["--bogus"][..],
+    ];
+    let bad: [&[&str]; 5] = [
+        &["--bogus"],
         &["--procs", "0"],
         &["--max-line", "lots"],
         &["--write-timeout-ms"],
         &["stray"],
-    ] {
-        let out = run(bad);
-        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.starts_with("chat: ") && err.contains("--help"),
-            "{bad:?}: {err}"
-        );
-        assert!(out.stdout.is_empty(), "{bad:?}: printed a start line");
+    ];
+    for (args, err) in bad.iter().zip(check_command_line("chat", &flags, &bad)) {
+        assert!(err.contains("--help"), "{args:?}: {err}");
     }
-    // The address is taken: a message and exit 1.
-    let server = Example::start("chat", &[]);
-    let out = run(&["--addr", &server.addr.to_string()]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("chat: cannot listen on "), "{err}");
 }

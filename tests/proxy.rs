@@ -43,8 +43,8 @@ use weft::sync::WaitGroup;
 
 mod common;
 use common::example::{
-    fill_pattern, join_all, run_once, set_io_timeouts, splitmix64, weft_connect, Example, Start,
-    GENEROUS, IO_TIMEOUT, SETTLE, TEST_LIMIT,
+    check_command_line, fill_pattern, join_all, set_io_timeouts, splitmix64, weft_connect, Example,
+    Start, GENEROUS, IO_TIMEOUT, SETTLE, TEST_LIMIT,
 };
 use common::{set_linger_zero, watchdog};
 
@@ -1092,48 +1092,30 @@ fn idle_timeout_ends_only_idle_connections() {
     expect_idle(&mut proxy, base_fds);
 }
 
-/// Run the proxy binary with `args` (no `--addr` added), bounded; return (exit code, stdout,
-/// stderr).
-fn run_proxy(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = run_once("proxy", args, IO_TIMEOUT);
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn flags_help_bad_flags_and_bind_failure() {
     let _dog = watchdog("flags_help_bad_flags_and_bind_failure", TEST_LIMIT);
-    let (code, out, _) = run_proxy(&["--help"]);
-    assert_eq!(code, Some(0));
-    assert!(out.contains("usage: proxy"), "{out}");
-    for bad in [
-        &["--bogus"][..],
-        &["--procs", "0"],
-        &["--procs"],
-        &["--connect-timeout-ms", "x"],
-        &["--connect-timeout-ms=0"],
-        &["--upstream", "no-port"],
-        &["--upstream", ":80"],
-        &["--upstream=localhost:99999"],
-        &["stray"],
-    ] {
-        let (code, out, err) = run_proxy(bad);
-        assert_eq!(code, Some(2), "{bad:?}: stdout {out:?} stderr {err:?}");
-        assert!(
-            err.starts_with("proxy: ") && out.is_empty(),
-            "{bad:?}: stderr {err:?}"
-        );
-    }
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = taken.local_addr().expect("addr").to_string();
-    let (code, out, err) = run_proxy(&["--addr", &addr]);
-    assert_eq!(
-        code,
-        Some(1),
-        "address in use: stdout {out:?} stderr {err:?}"
+    let flags = [
+        "usage: proxy",
+        "--addr",
+        "--upstream",
+        "--connect-timeout-ms",
+        "--idle-timeout-ms",
+        "--procs",
+    ];
+    check_command_line(
+        "proxy",
+        &flags,
+        &[
+            &["--bogus"],
+            &["--procs", "0"],
+            &["--procs"],
+            &["--connect-timeout-ms", "x"],
+            &["--connect-timeout-ms=0"],
+            &["--upstream", "no-port"],
+            &["--upstream", ":80"],
+            &["--upstream=localhost:99999"],
+            &["stray"],
+        ],
     );
-    assert!(err.contains("cannot listen on"), "{err}");
 }

@@ -130,6 +130,50 @@ pub fn example_binary(name: &str) -> PathBuf {
     bin
 }
 
+/// The command-line contract every example server keeps: `--help` exits 0 and names each of
+/// `flags`; each argument list of `bad` exits 2 with stderr starting `NAME: ` and no start line
+/// on stdout; an address already in use exits 1 saying it "cannot listen on" it. Returns the
+/// stderr of each `bad` run, in order, for checks of the messages themselves.
+#[track_caller]
+pub fn check_command_line(name: &str, flags: &[&str], bad: &[&[&str]]) -> Vec<String> {
+    let help = run_once(name, &["--help"], IO_TIMEOUT);
+    assert!(help.status.success(), "{name} --help: {help:?}");
+    let usage = String::from_utf8_lossy(&help.stdout);
+    for flag in flags {
+        assert!(
+            usage.contains(flag),
+            "{name} --help does not mention {flag}: {usage}"
+        );
+    }
+    let mut errors = Vec::new();
+    for args in bad {
+        let out = run_once(name, args, IO_TIMEOUT);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {out:?}");
+        assert!(
+            err.starts_with(&format!("{name}: ")),
+            "{name} {args:?}: stderr {err:?}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{name} {args:?}: printed a start line"
+        );
+        errors.push(err);
+    }
+    // An address in use: a listener of ours holds it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = run_once(name, &["--addr", &addr], IO_TIMEOUT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{name} --addr {addr} (in use): {out:?}"
+    );
+    assert!(err.contains("cannot listen on"), "{name}: {err}");
+    errors
+}
+
 /// Run `target/<profile>/examples/NAME ARGS...` (no `--addr` added; stdin closed) to completion
 /// and return its status and output; kill it and panic if it is still running after `limit`. For
 /// the command-line tests (`--help`, bad flags, an address in use), which expect it to exit at
