@@ -144,8 +144,8 @@ fn server_config(args: &Args) -> Result<(Arc<ServerConfig>, String), String> {
 }
 
 /// Serve one connection: handshake under a deadline, then echo until the client closes.
-fn serve(conn: TcpStream, config: Arc<ServerConfig>, args: &Timeouts) -> io::Result<()> {
-    conn.set_deadline(Some(Instant::now() + args.handshake))?;
+fn serve(conn: TcpStream, config: Arc<ServerConfig>, timeouts: Timeouts) -> io::Result<()> {
+    conn.set_deadline(Some(Instant::now() + timeouts.handshake))?;
     let tls = ServerConnection::new(config).map_err(io::Error::other)?;
     let mut tls = StreamOwned::new(tls, conn);
     while tls.conn.is_handshaking() {
@@ -153,8 +153,8 @@ fn serve(conn: TcpStream, config: Arc<ServerConfig>, args: &Timeouts) -> io::Res
     }
     tls.sock.set_deadline(None)?;
     // Idle: nothing arrives, or the client takes no bytes of an echo, for that long.
-    tls.sock.set_read_timeout(Some(args.idle))?;
-    tls.sock.set_write_timeout(Some(args.idle))?;
+    tls.sock.set_read_timeout(Some(timeouts.idle))?;
+    tls.sock.set_write_timeout(Some(timeouts.idle))?;
 
     // The largest TLS record's plaintext: one read returns at most what one record held.
     let mut buf = vec![0u8; 16 * 1024];
@@ -176,6 +176,7 @@ fn serve(conn: TcpStream, config: Arc<ServerConfig>, args: &Timeouts) -> io::Res
 }
 
 /// The two deadlines of a connection.
+#[derive(Clone, Copy)]
 struct Timeouts {
     handshake: Duration,
     idle: Duration,
@@ -210,10 +211,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let timeouts = Arc::new(Timeouts {
+    let timeouts = Timeouts {
         handshake: args.handshake_timeout,
         idle: args.idle_timeout,
-    });
+    };
     weft::run(move || {
         let listener = match TcpListener::bind(&args.addr) {
             Ok(l) => l,
@@ -230,9 +231,9 @@ fn main() -> ExitCode {
                 Ok((conn, peer)) => {
                     failing = false;
                     let _ = conn.set_nodelay(true);
-                    let (config, timeouts) = (config.clone(), timeouts.clone());
+                    let config = config.clone();
                     weft::go!(move || {
-                        if let Err(e) = serve(conn, config, &timeouts) {
+                        if let Err(e) = serve(conn, config, timeouts) {
                             if !is_disconnect(&e) {
                                 eprintln!("tls_echo: {peer}: {e}");
                             }
